@@ -1,0 +1,72 @@
+"""The `digest` command line: a thin layer over the library (one module per command group)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from digest.cli import db, lists, subscribers, topics
+from digest.cli.context import AppContext, fail
+from digest.config import load_settings, parse_override
+from digest.errors import DigestError
+
+
+class _DigestGroup(TyperGroup):
+    """Turns domain errors into one line on stderr and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            raise fail(str(exc)) from None
+
+
+app = typer.Typer(
+    cls=_DigestGroup,
+    help="Arabic-first email digest engine.\n\nExample: digest --config settings.toml lists list",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Settings file (default ./settings.toml or $DIGEST_CONFIG)."),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", metavar="SECTION.KEY=VALUE",
+            help="Override one setting for this run; beats the file and the environment.",
+        ),
+    ] = None,
+) -> None:
+    """Arabic-first email digest engine.
+
+    Example: digest --set database.url=sqlite:///var/test.db topics list
+    """
+    pairs = dict(
+        (".".join(keys), value) for keys, value in (parse_override(o) for o in overrides or [])
+    )
+    try:
+        settings = load_settings(config, pairs)
+    except DigestError as exc:
+        raise fail(str(exc)) from None
+    ctx.obj = AppContext(settings=settings)
+
+
+app.add_typer(db.app, name="db")
+app.add_typer(topics.app, name="topics")
+app.add_typer(lists.app, name="lists")
+app.add_typer(subscribers.app, name="subscribers")
+
+
+def main() -> None:
+    app()

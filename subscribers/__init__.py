@@ -1,0 +1,1 @@
+"""The audience: subscribers, mailing lists, subscriptions, consent and suppression."""
