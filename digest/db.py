@@ -86,8 +86,18 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     return before, current_revision(engine)
 
 
+def sqlite_file(engine: Engine) -> Path | None:
+    """The file behind a SQLite engine (None for other engines and in-memory databases)."""
+    if not is_sqlite(engine) or engine.url.database in (None, "", ":memory:"):
+        return None
+    return Path(str(engine.url.database))
+
+
 def require_schema(engine: Engine) -> None:
     """Raise a SchemaError that says to run `digest db upgrade` unless the schema is at head."""
+    path = sqlite_file(engine)
+    if path is not None and not path.exists():
+        raise SchemaError(f"database file {path} does not exist: run `digest db upgrade` first")
     current = current_revision(engine)
     head = head_revision(engine)
     if current is None:

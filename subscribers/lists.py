@@ -34,8 +34,12 @@ def create_list(
     if session.exec(select(MailingList).where(MailingList.slug == slug)).first():
         raise AlreadyExists(f"list {slug!r} already exists")
     mailing_list = MailingList(
-        slug=slug, name=name.strip(), cadence=cadence, default_hour=hour,
-        description=description, double_opt_in=double_opt_in,
+        slug=slug,
+        name=name.strip(),
+        cadence=cadence,
+        default_hour=hour,
+        description=description,
+        double_opt_in=double_opt_in,
     )
     session.add(mailing_list)
     session.flush()
@@ -60,7 +64,8 @@ def all_lists(session: Session) -> list[MailingList]:
 def offered_topic_ids(session: Session, list_id: int) -> list[int]:
     """The topic ids a list offers, in its order (empty: the list offers every topic)."""
     rows = session.exec(
-        select(ListTopic.topic_id).where(ListTopic.list_id == list_id)
+        select(ListTopic.topic_id)
+        .where(ListTopic.list_id == list_id)
         .order_by(col(ListTopic.position))
     )
     return list(rows)

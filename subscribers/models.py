@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Integer, UniqueConstraint, column, table
 from sqlmodel import Field, SQLModel
 
 from digest.clock import utcnow
@@ -26,6 +26,11 @@ class SuppressionReason(StrEnum):
     HARD_BOUNCE = "hard_bounce"
     COMPLAINT = "complaint"
     MANUAL = "manual"
+
+
+# The topic table belongs to the engine (digest.models.Topic); the audience only reads its
+# id, slug and name, by table name, so that this package never imports the engine.
+TOPIC = table("topic", column("id"), column("slug"), column("name"))
 
 
 def _fk(target: str, *, index: bool = True) -> Column[int]:
@@ -52,12 +57,14 @@ class ListTopic(SQLModel, table=True):
 
     __tablename__ = "list_topic"
 
-    list_id: int = Field(sa_column=Column(
-        Integer, ForeignKey("mailing_list.id", ondelete="CASCADE"), primary_key=True
-    ))
-    topic_id: int = Field(sa_column=Column(
-        Integer, ForeignKey("topic.id", ondelete="CASCADE"), primary_key=True
-    ))
+    list_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("mailing_list.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    topic_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("topic.id", ondelete="CASCADE"), primary_key=True)
+    )
     position: int = 0
 
 
@@ -96,12 +103,14 @@ class SubscriptionTopic(SQLModel, table=True):
 
     __tablename__ = "subscription_topic"
 
-    subscription_id: int = Field(sa_column=Column(
-        Integer, ForeignKey("subscription.id", ondelete="CASCADE"), primary_key=True
-    ))
-    topic_id: int = Field(sa_column=Column(
-        Integer, ForeignKey("topic.id", ondelete="CASCADE"), primary_key=True
-    ))
+    subscription_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("subscription.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    topic_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("topic.id", ondelete="CASCADE"), primary_key=True)
+    )
     position: int = 0
 
 

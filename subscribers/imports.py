@@ -1,0 +1,414 @@
+"""CSV import of subscribers: validate every row, reject bad ones with a reason, upsert in batches.
+
+Format: `email,name,topics,timezone,hour` (+ optional `locale`), UTF-8 with or without BOM;
+topics are slugs (or Arabic names) separated by `|` or `،`. Each batch is one transaction:
+a batch either lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from digest.clock import utcnow
+from digest.errors import DigestError, InvalidInput
+from subscribers.models import (
+    ListTopic,
+    MailingList,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    SubscriptionTopic,
+    Suppression,
+)
+from subscribers.validate import check_locale, check_timezone, normalize_email, parse_hour
+
+COLUMNS = ("email", "name", "topics", "timezone", "hour", "locale")
+TOPIC_SEPARATORS = ("|", "،")
+BATCH = 2000
+
+SUBSCRIBER: Table = Subscriber.__table__  # type: ignore[attr-defined]
+SUBSCRIPTION: Table = Subscription.__table__  # type: ignore[attr-defined]
+SUBSCRIPTION_TOPIC: Table = SubscriptionTopic.__table__  # type: ignore[attr-defined]
+SUPPRESSION: Table = Suppression.__table__  # type: ignore[attr-defined]
+LIST_TOPIC: Table = ListTopic.__table__  # type: ignore[attr-defined]
+
+
+class CsvError(DigestError):
+    """The file as a whole cannot be imported (encoding, header)."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    line: int
+    email: str
+    reason: str
+    raw: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    email: str
+    name: str
+    topic_ids: tuple[int, ...]
+    timezone: str
+    hour: int | None
+    locale: str
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    suppressed: int = 0
+    withdrawn: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def rejected(self) -> int:
+        return sum(1 for r in self.rejects if not r.reason.startswith(("suppressed", "withdrawn")))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "created": self.created,
+            "updated": self.updated,
+            "suppressed": self.suppressed,
+            "withdrawn": self.withdrawn,
+            "rejected": self.rejected,
+            "dry_run": self.dry_run,
+            "ignored_columns": self.ignored_columns,
+        }
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    default_timezone: str
+    default_locale: str = "ar"
+    source: str = "import"
+    consent_version: str = "1"
+    dry_run: bool = False
+    batch_size: int = BATCH
+
+
+def check_utf8(path: Path) -> int:
+    """Decode the whole file once without keeping it; returns its line count.
+
+    Done before anything is written so that a non-UTF-8 file leaves the database untouched.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 0
+    offset = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line = lines + chunk[: exc.start].count(b"\n") + 1
+                raise CsvError(
+                    f"{path}: not UTF-8 (byte {offset + exc.start}, line {line}): "
+                    "save the file as UTF-8 and import again"
+                ) from None
+            lines += chunk.count(b"\n")
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise CsvError(f"{path}: not UTF-8 (truncated character at the end)") from None
+    return lines
+
+
+class RowParser:
+    """Turns CSV records into validated rows or rejects; remembers emails seen in the file."""
+
+    def __init__(
+        self, topics: Mapping[str, int], offered: set[int], options: ImportOptions
+    ) -> None:
+        self.topics = topics
+        self.offered = offered
+        self.options = options
+        self.seen: dict[str, int] = {}
+
+    def parse(self, line: int, record: Mapping[str, str]) -> Row | Reject:
+        raw_email = (record.get("email") or "").strip()
+        try:
+            email = normalize_email(raw_email)
+            if email in self.seen:
+                raise InvalidInput(f"duplicate of line {self.seen[email]}")
+            topic_ids = self._topics(record.get("topics") or "")
+            timezone = (record.get("timezone") or "").strip() or self.options.default_timezone
+            check_timezone(timezone)
+            hour_text = (record.get("hour") or "").strip()
+            hour = parse_hour(hour_text) if hour_text else None
+            locale = (record.get("locale") or "").strip() or self.options.default_locale
+            check_locale(locale)
+        except InvalidInput as exc:
+            return Reject(line, raw_email, str(exc), record)
+        self.seen[email] = line
+        name = " ".join((record.get("name") or "").split())
+        return Row(line, email, name, topic_ids, timezone, hour, locale)
+
+    def _topics(self, text: str) -> tuple[int, ...]:
+        for separator in TOPIC_SEPARATORS[1:]:
+            text = text.replace(separator, TOPIC_SEPARATORS[0])
+        ids: list[int] = []
+        for part in (p.strip() for p in text.split(TOPIC_SEPARATORS[0])):
+            if not part:
+                continue
+            topic_id = self.topics.get(part)
+            if topic_id is None:
+                raise InvalidInput(f"unknown topic {part!r}")
+            if self.offered and topic_id not in self.offered:
+                raise InvalidInput(f"topic {part!r} is not offered by this list")
+            if topic_id not in ids:
+                ids.append(topic_id)
+        return tuple(ids)
+
+
+def read_records(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """The normalised header and an iterator of (line number, record)."""
+    handle = path.open(encoding="utf-8-sig", newline="")
+    reader = csv.reader(handle)
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        handle.close()
+        raise CsvError(f"{path}: the file is empty; it needs a header line with 'email'") from None
+    if "email" not in header:
+        handle.close()
+        raise CsvError(
+            f"{path}: no 'email' column in the header (found: {', '.join(header) or 'nothing'}); "
+            f"expected {','.join(COLUMNS[:5])}"
+        )
+
+    def records() -> Iterator[tuple[int, dict[str, str]]]:
+        with handle:
+            for values in reader:
+                if not any(v.strip() for v in values):
+                    continue
+                yield reader.line_num, dict(zip(header, values, strict=False))
+
+    return header, records()
+
+
+def import_csv(
+    engine: Engine,
+    path: Path,
+    mailing_list: MailingList,
+    topics: Mapping[str, int],
+    options: ImportOptions,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import `path` into `mailing_list`; `topics` maps slugs and names to topic ids."""
+    check_utf8(path)
+    header, records = read_records(path)
+    report = ImportReport(dry_run=options.dry_run)
+    report.ignored_columns = [h for h in header if h not in COLUMNS]
+    assert mailing_list.id is not None
+    with engine.connect() as connection:
+        offered = set(
+            connection.execute(
+                select(LIST_TOPIC.c.topic_id).where(LIST_TOPIC.c.list_id == mailing_list.id)
+            ).scalars()
+        )
+    parser = RowParser(topics, offered, options)
+    batch: list[Row] = []
+    for line, record in records:
+        report.rows += 1
+        parsed = parser.parse(line, record)
+        if isinstance(parsed, Reject):
+            report.rejects.append(parsed)
+        else:
+            batch.append(parsed)
+        if len(batch) >= options.batch_size:
+            _flush(engine, batch, mailing_list.id, options, report)
+            batch = []
+        if progress is not None and report.rows % 500 == 0:
+            progress(report.rows)
+    if batch:
+        _flush(engine, batch, mailing_list.id, options, report)
+    if progress is not None:
+        progress(report.rows)
+    report.rejects.sort(key=lambda r: r.line)
+    return report
+
+
+def _flush(
+    engine: Engine, rows: list[Row], list_id: int, options: ImportOptions, report: ImportReport
+) -> None:
+    with engine.begin() as connection:
+        _write_batch(connection, rows, list_id, options, report)
+        if options.dry_run:
+            connection.rollback()
+
+
+def _write_batch(
+    connection: Connection,
+    rows: list[Row],
+    list_id: int,
+    options: ImportOptions,
+    report: ImportReport,
+) -> None:
+    emails = [r.email for r in rows]
+    suppressed = set(
+        connection.execute(
+            select(SUPPRESSION.c.email).where(SUPPRESSION.c.email.in_(emails))
+        ).scalars()
+    )
+    withdrawn = set(
+        connection.execute(
+            select(SUBSCRIBER.c.email)
+            .join(SUBSCRIPTION, SUBSCRIPTION.c.subscriber_id == SUBSCRIBER.c.id)
+            .where(
+                SUBSCRIBER.c.email.in_(emails),
+                SUBSCRIPTION.c.list_id == list_id,
+                SUBSCRIPTION.c.status == SubscriptionStatus.UNSUBSCRIBED,
+            )
+        ).scalars()
+    )
+    keep: list[Row] = []
+    for row in rows:
+        if row.email in suppressed:
+            report.suppressed += 1
+            report.rejects.append(
+                Reject(row.line, row.email, "suppressed: this address must not be mailed", {})
+            )
+        elif row.email in withdrawn:
+            report.withdrawn += 1
+            report.rejects.append(
+                Reject(row.line, row.email, "withdrawn: unsubscribed from this list earlier", {})
+            )
+        else:
+            keep.append(row)
+    if not keep:
+        return
+    now = utcnow()
+    _upsert_subscribers(connection, keep, now)
+    ids = dict(
+        connection.execute(
+            select(SUBSCRIBER.c.email, SUBSCRIBER.c.id).where(
+                SUBSCRIBER.c.email.in_([r.email for r in keep])
+            )
+        ).all()
+    )
+    existing = dict(
+        connection.execute(
+            select(SUBSCRIPTION.c.subscriber_id, SUBSCRIPTION.c.id).where(
+                SUBSCRIPTION.c.list_id == list_id,
+                SUBSCRIPTION.c.subscriber_id.in_(list(ids.values())),
+            )
+        ).all()
+    )
+    new_rows = [r for r in keep if ids[r.email] not in existing]
+    old_rows = [r for r in keep if ids[r.email] in existing]
+    report.created += len(new_rows)
+    report.updated += len(old_rows)
+    if new_rows:
+        connection.execute(
+            insert(SUBSCRIPTION),
+            [
+                {
+                    "subscriber_id": ids[r.email],
+                    "list_id": list_id,
+                    "status": SubscriptionStatus.ACTIVE,
+                    "send_hour": r.hour,
+                    "requested_at": now,
+                    "confirmed_at": now,
+                    "withdrawn_at": None,
+                    "source": options.source,
+                    "ip": None,
+                    "user_agent": None,
+                    "consent_version": options.consent_version,
+                }
+                for r in new_rows
+            ],
+        )
+    if old_rows:
+        connection.execute(
+            update(SUBSCRIPTION)
+            .where(SUBSCRIPTION.c.id == bindparam("sid"))
+            .values(send_hour=bindparam("hour")),
+            [{"sid": existing[ids[r.email]], "hour": r.hour} for r in old_rows],
+        )
+    subscription_ids = dict(
+        connection.execute(
+            select(SUBSCRIPTION.c.subscriber_id, SUBSCRIPTION.c.id).where(
+                SUBSCRIPTION.c.list_id == list_id,
+                SUBSCRIPTION.c.subscriber_id.in_([ids[r.email] for r in keep]),
+            )
+        ).all()
+    )
+    sids = [subscription_ids[ids[r.email]] for r in keep]
+    connection.execute(
+        delete(SUBSCRIPTION_TOPIC).where(SUBSCRIPTION_TOPIC.c.subscription_id.in_(sids))
+    )
+    links = [
+        {"subscription_id": sid, "topic_id": topic_id, "position": position}
+        for row, sid in zip(keep, sids, strict=True)
+        for position, topic_id in enumerate(row.topic_ids)
+    ]
+    if links:
+        connection.execute(insert(SUBSCRIPTION_TOPIC), links)
+
+
+def _upsert_subscribers(connection: Connection, rows: list[Row], now: Any) -> None:
+    values = [
+        {
+            "email": r.email,
+            "name": r.name,
+            "locale": r.locale,
+            "timezone": r.timezone,
+            "created_at": now,
+        }
+        for r in rows
+    ]
+    dialect = connection.dialect.name
+    statement: Any
+    if dialect == "postgresql":
+        statement = postgresql.insert(SUBSCRIBER)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(SUBSCRIBER)
+    else:
+        raise InvalidInput(f"imports support SQLite and PostgreSQL, not {dialect}")
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=[SUBSCRIBER.c.email],
+        set_={
+            # An empty name in the file keeps the name already known.
+            "name": func.coalesce(func.nullif(excluded.name, ""), SUBSCRIBER.c.name),
+            "locale": excluded.locale,
+            "timezone": excluded.timezone,
+        },
+    )
+    connection.execute(statement, values)
+
+
+def write_rejects(path: Path, rejects: list[Reject]) -> None:
+    """Rejected rows with their line number and reason, then the row as it was."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["line", "reason", *COLUMNS])
+        for reject in rejects:
+            raw = dict(reject.raw) or {"email": reject.email}
+            writer.writerow([reject.line, reject.reason, *(raw.get(c, "") for c in COLUMNS)])

@@ -1,0 +1,243 @@
+"""One person at a time: add to a list, describe, withdraw consent, erase, suppress."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
+
+from digest.clock import utcnow
+from digest.errors import InvalidInput, NotFound
+from subscribers.models import (
+    TOPIC,
+    ListTopic,
+    MailingList,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    SubscriptionTopic,
+    Suppression,
+    SuppressionReason,
+)
+from subscribers.validate import check_hour, check_locale, check_timezone, normalize_email
+
+
+class Suppressed(InvalidInput):
+    """The address is on the suppression list and must not be subscribed again."""
+
+
+@dataclass(frozen=True)
+class Consent:
+    """Where a subscription request came from (stored on the subscription)."""
+
+    source: str = "cli"
+    ip: str | None = None
+    user_agent: str | None = None
+    version: str = "1"
+
+
+def find_subscriber(session: Session, email: str) -> Subscriber:
+    normalized = normalize_email(email)
+    found = session.exec(select(Subscriber).where(Subscriber.email == normalized)).first()
+    if found is None:
+        raise NotFound(f"no subscriber {normalized!r}")
+    return found
+
+
+def is_suppressed(session: Session, email: str) -> bool:
+    return session.exec(select(Suppression).where(Suppression.email == email)).first() is not None
+
+
+def check_topics_offered(
+    session: Session, mailing_list: MailingList, topic_ids: Sequence[int], names: Sequence[str]
+) -> None:
+    """Refuse topics the list does not offer (a list offering none offers every topic)."""
+    offered = set(
+        session.exec(select(ListTopic.topic_id).where(ListTopic.list_id == mailing_list.id))
+    )
+    if not offered:
+        return
+    refused = [name for name, tid in zip(names, topic_ids, strict=True) if tid not in offered]
+    if refused:
+        raise InvalidInput(
+            f"list {mailing_list.slug!r} does not offer topic {', '.join(map(repr, refused))}"
+        )
+
+
+def subscribe(
+    session: Session,
+    *,
+    email: str,
+    mailing_list: MailingList,
+    name: str = "",
+    topic_ids: Sequence[int] = (),
+    timezone: str,
+    locale: str = "ar",
+    hour: int | None = None,
+    confirmed: bool = False,
+    consent: Consent = Consent(),
+) -> Subscription:
+    """Add (or update) a person on a list.
+
+    The subscription is active when `confirmed` or when the list has no double opt-in;
+    otherwise it waits unconfirmed for the confirmation link. A withdrawn subscription is
+    re-opened only through this explicit call (imports never re-open one).
+    """
+    normalized = normalize_email(email)
+    check_timezone(timezone)
+    check_locale(locale)
+    if hour is not None:
+        check_hour(hour)
+    if is_suppressed(session, normalized):
+        raise Suppressed(f"{normalized} is suppressed (bounced, complained or blocked)")
+    now = utcnow()
+    subscriber = session.exec(select(Subscriber).where(Subscriber.email == normalized)).first()
+    if subscriber is None:
+        subscriber = Subscriber(email=normalized)
+    subscriber.name = name.strip() or subscriber.name
+    subscriber.timezone = timezone
+    subscriber.locale = locale
+    session.add(subscriber)
+    session.flush()
+    subscription = session.exec(
+        select(Subscription).where(
+            Subscription.subscriber_id == subscriber.id, Subscription.list_id == mailing_list.id
+        )
+    ).first()
+    active = confirmed or not mailing_list.double_opt_in
+    if subscription is None or subscription.status == SubscriptionStatus.UNSUBSCRIBED:
+        subscription = subscription or Subscription(
+            subscriber_id=subscriber.id or 0, list_id=mailing_list.id or 0
+        )
+        subscription.status = (
+            SubscriptionStatus.ACTIVE if active else SubscriptionStatus.UNCONFIRMED
+        )
+        subscription.requested_at = now
+        subscription.confirmed_at = now if active else None
+        subscription.withdrawn_at = None
+        subscription.source = consent.source
+        subscription.ip = consent.ip
+        subscription.user_agent = consent.user_agent
+        subscription.consent_version = consent.version
+    elif active and subscription.status == SubscriptionStatus.UNCONFIRMED:
+        subscription.status = SubscriptionStatus.ACTIVE
+        subscription.confirmed_at = now
+    subscription.send_hour = hour
+    session.add(subscription)
+    session.flush()
+    set_topics(session, subscription.id or 0, topic_ids)
+    return subscription
+
+
+def set_topics(session: Session, subscription_id: int, topic_ids: Sequence[int]) -> None:
+    session.execute(
+        delete(SubscriptionTopic).where(col(SubscriptionTopic.subscription_id) == subscription_id)
+    )
+    for position, topic_id in enumerate(dict.fromkeys(topic_ids)):
+        session.add(
+            SubscriptionTopic(subscription_id=subscription_id, topic_id=topic_id, position=position)
+        )
+    session.flush()
+
+
+def unsubscribe(session: Session, email: str, list_slugs: Sequence[str] | None = None) -> int:
+    """Withdraw consent on the given lists (all when None); the record stays. Returns count."""
+    subscriber = find_subscriber(session, email)
+    query = select(Subscription).where(
+        Subscription.subscriber_id == subscriber.id,
+        Subscription.status != SubscriptionStatus.UNSUBSCRIBED,
+    )
+    if list_slugs is not None:
+        list_ids = list(
+            session.exec(select(MailingList.id).where(col(MailingList.slug).in_(list_slugs)))
+        )
+        if len(list_ids) != len(set(list_slugs)):
+            raise NotFound(f"unknown list among {', '.join(list_slugs)}")
+        query = query.where(col(Subscription.list_id).in_(list_ids))
+    changed = 0
+    now = utcnow()
+    for subscription in session.exec(query):
+        subscription.status = SubscriptionStatus.UNSUBSCRIBED
+        subscription.withdrawn_at = now
+        session.add(subscription)
+        changed += 1
+    session.flush()
+    return changed
+
+
+def remove(session: Session, email: str) -> Subscriber:
+    """Erase a person and everything stored about them (GDPR art. 17); cascades in SQL."""
+    subscriber = find_subscriber(session, email)
+    session.execute(delete(Subscriber).where(col(Subscriber.id) == subscriber.id))
+    session.flush()
+    return subscriber
+
+
+def suppress(
+    session: Session, email: str, reason: str = SuppressionReason.MANUAL, note: str = ""
+) -> Suppression:
+    """Never mail this address again, on any list (idempotent)."""
+    normalized = normalize_email(email)
+    if reason not in {r.value for r in SuppressionReason}:
+        raise InvalidInput(
+            f"suppression reason {reason!r} is not one of hard_bounce, complaint, manual"
+        )
+    found = session.exec(select(Suppression).where(Suppression.email == normalized)).first()
+    if found is None:
+        found = Suppression(email=normalized, reason=reason, note=note)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def describe(session: Session, email: str) -> dict[str, Any]:
+    """Everything stored about one person, for `subscribers show` and access requests."""
+    subscriber = find_subscriber(session, email)
+    rows = session.exec(
+        select(Subscription, MailingList)
+        .where(Subscription.subscriber_id == subscriber.id)
+        .where(Subscription.list_id == MailingList.id)
+        .order_by(col(MailingList.slug))
+    ).all()
+    subscriptions = []
+    for subscription, mailing_list in rows:
+        slugs = list(
+            session.execute(
+                select(TOPIC.c.slug)
+                .join(SubscriptionTopic, col(SubscriptionTopic.topic_id) == TOPIC.c.id)
+                .where(SubscriptionTopic.subscription_id == subscription.id)
+                .order_by(col(SubscriptionTopic.position))
+            ).scalars()
+        )
+        subscriptions.append(
+            {
+                "list": mailing_list.slug,
+                "status": subscription.status,
+                "topics": slugs,
+                "hour": subscription.send_hour,
+                "requested_at": _iso(subscription.requested_at),
+                "confirmed_at": _iso(subscription.confirmed_at),
+                "withdrawn_at": _iso(subscription.withdrawn_at),
+                "source": subscription.source,
+                "ip": subscription.ip,
+                "user_agent": subscription.user_agent,
+                "consent_version": subscription.consent_version,
+            }
+        )
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "locale": subscriber.locale,
+        "timezone": subscriber.timezone,
+        "created_at": _iso(subscriber.created_at),
+        "suppressed": is_suppressed(session, subscriber.email),
+        "subscriptions": subscriptions,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

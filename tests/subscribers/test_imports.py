@@ -1,0 +1,187 @@
+"""CSV import: good rows upserted, bad rows rejected with line and reason, nothing half-written."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from digest.topics import add_topic
+from subscribers.imports import CsvError, ImportOptions, import_csv, write_rejects
+from subscribers.lists import create_list
+from subscribers.models import MailingList, Subscriber, Subscription, SubscriptionTopic
+from subscribers.people import subscribe, suppress, unsubscribe
+
+OPTIONS = ImportOptions(default_timezone="Asia/Riyadh")
+HEADER = "email,name,topics,timezone,hour\n"
+
+
+@pytest.fixture
+def daily(session: Session) -> MailingList:
+    politics = add_topic(session, slug="politics", name="سياسة")
+    economy = add_topic(session, slug="economy", name="اقتصاد")
+    add_topic(session, slug="cooking", name="طبخ")
+    mailing_list = create_list(
+        session, slug="daily", name="يومية", topic_ids=[politics.id or 0, economy.id or 0]
+    )
+    session.commit()
+    return mailing_list
+
+
+@pytest.fixture
+def topics(session: Session) -> dict[str, int]:
+    from digest.topics import all_topics
+
+    known = {t.slug: t.id or 0 for t in all_topics(session)}
+    known.update({t.name: t.id or 0 for t in all_topics(session)})
+    return known
+
+
+def _csv(tmp_path: Path, body: str, *, bom: bool = False, name: str = "in.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + (HEADER + body).encode())
+    return path
+
+
+def _count(session: Session, model: type) -> int:
+    session.expire_all()
+    return session.exec(select(func.count()).select_from(model)).one()
+
+
+def test_mixed_good_and_bad_rows(
+    tmp_path: Path, engine: Engine, session: Session, daily: MailingList, topics: dict[str, int]
+) -> None:
+    path = _csv(tmp_path, (
+        "Reem@Example.ORG,ريم,politics|economy,Africa/Cairo,8\n"   # line 2 good
+        "not-an-email,x,,,\n"                                      # 3 bad email
+        "omar@example.org,عمر,سياسة،اقتصاد,,\n"                    # 4 good, Arabic names, ،
+        "sara@example.org,,nope,,\n"                               # 5 unknown topic
+        "huda@example.org,,cooking,,\n"                            # 6 not offered
+        "ali@example.org,,,Mars/Base,\n"                           # 7 bad zone
+        "nour@example.org,,,,24\n"                                 # 8 bad hour
+        "Reem@EXAMPLE.org,dup,,,\n"                                # 9 duplicate (domain case)
+        "\n"                                                       # blank line ignored
+        "zaid@example.org,زيد,,,23\n"                              # 11 good
+    ), bom=True)
+    report = import_csv(engine, path, daily, topics, OPTIONS)
+    assert (report.rows, report.created, report.updated, report.rejected) == (9, 3, 0, 6)
+    assert [(r.line, r.reason.split(":")[0].split(" '")[0]) for r in report.rejects] == [
+        (3, "invalid email"), (5, "unknown topic"), (6, "topic"), (7, "unknown timezone"),
+        (8, "hour 24 must be between 0 and 23"), (9, "duplicate of line 2"),
+    ]
+    reem = session.exec(select(Subscriber).where(Subscriber.email == "Reem@example.org")).one()
+    assert (reem.name, reem.timezone) == ("ريم", "Africa/Cairo")
+    sub = session.exec(select(Subscription).where(Subscription.subscriber_id == reem.id)).one()
+    assert (sub.status, sub.send_hour, sub.source) == ("active", 8, "import")
+    assert sub.confirmed_at is not None
+    chosen = session.exec(
+        select(SubscriptionTopic.topic_id).where(SubscriptionTopic.subscription_id == sub.id)
+        .order_by(SubscriptionTopic.position)  # type: ignore[arg-type]
+    ).all()
+    assert chosen == [topics["politics"], topics["economy"]]
+    assert _count(session, Subscriber) == 3
+
+    rejects = tmp_path / "rejects.csv"
+    write_rejects(rejects, report.rejects)
+    rows = list(csv.DictReader(rejects.open(encoding="utf-8")))
+    assert [r["line"] for r in rows] == ["3", "5", "6", "7", "8", "9"]
+    assert rows[0]["email"] == "not-an-email" and rows[0]["name"] == "x"
+    assert "Mars/Base" in rows[3]["reason"]
+
+
+def test_reimport_changes_nothing(
+    tmp_path: Path, engine: Engine, session: Session, daily: MailingList, topics: dict[str, int]
+) -> None:
+    path = _csv(tmp_path, "a@example.org,أ,politics,,7\nb@example.org,ب,,Asia/Dubai,\n")
+    first = import_csv(engine, path, daily, topics, OPTIONS)
+    snapshot = _snapshot(session)
+    second = import_csv(engine, path, daily, topics, OPTIONS)
+    assert (first.created, second.created, second.updated) == (2, 0, 2)
+    assert _snapshot(session) == snapshot
+
+
+def _snapshot(session: Session) -> list[tuple[object, ...]]:
+    session.expire_all()
+    rows = session.exec(select(Subscriber, Subscription).where(
+        Subscription.subscriber_id == Subscriber.id)).all()
+    topics = session.exec(select(SubscriptionTopic)).all()
+    return sorted(
+        (s.id, s.email, s.name, s.timezone, s.locale, u.id, u.status, u.send_hour,
+         u.confirmed_at) for s, u in rows
+    ) + sorted((t.subscription_id, t.topic_id, t.position) for t in topics)
+
+
+def test_suppressed_and_withdrawn_are_not_resubscribed(
+    tmp_path: Path, engine: Engine, session: Session, daily: MailingList, topics: dict[str, int]
+) -> None:
+    suppress(session, "bounced@example.org", "hard_bounce")
+    subscribe(session, email="left@example.org", mailing_list=daily, timezone="Asia/Riyadh")
+    unsubscribe(session, "left@example.org")
+    session.commit()
+    path = _csv(tmp_path, "bounced@example.org,,,,\nleft@example.org,,,,\nnew@example.org,,,,\n")
+    report = import_csv(engine, path, daily, topics, OPTIONS)
+    assert (report.created, report.suppressed, report.withdrawn, report.rejected) == (1, 1, 1, 0)
+    session.expire_all()
+    statuses = dict(session.exec(select(Subscriber.email, Subscription.status).where(
+        Subscription.subscriber_id == Subscriber.id)).all())
+    assert statuses == {"left@example.org": "unsubscribed", "new@example.org": "active"}
+
+
+def test_dry_run_writes_nothing(
+    tmp_path: Path, engine: Engine, session: Session, daily: MailingList, topics: dict[str, int]
+) -> None:
+    path = _csv(tmp_path, "a@example.org,,,,\nbad,,,,\n")
+    report = import_csv(engine, path, daily, topics, ImportOptions("Asia/Riyadh", dry_run=True))
+    assert (report.created, report.rejected, report.dry_run) == (1, 1, True)
+    assert _count(session, Subscriber) == 0
+
+
+def test_not_utf8_is_refused_before_anything_is_written(
+    tmp_path: Path, engine: Engine, session: Session, daily: MailingList, topics: dict[str, int]
+) -> None:
+    path = tmp_path / "cp1256.csv"
+    good = "".join(f"u{i}@example.org,,,,\n" for i in range(3000))
+    path.write_bytes((HEADER + good).encode() + "ريم@example.org,ريم,,,\n".encode("cp1256"))
+    with pytest.raises(CsvError, match=r"not UTF-8 \(byte \d+, line 3002\)"):
+        import_csv(engine, path, daily, topics, OPTIONS)
+    assert _count(session, Subscriber) == 0
+
+
+def test_header_without_email_column(
+    tmp_path: Path, engine: Engine, daily: MailingList, topics: dict[str, int]
+) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("mail,name\na@example.org,x\n", encoding="utf-8")
+    with pytest.raises(CsvError, match="no 'email' column"):
+        import_csv(engine, path, daily, topics, OPTIONS)
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
+    with pytest.raises(CsvError, match="empty"):
+        import_csv(engine, tmp_path / "empty.csv", daily, topics, OPTIONS)
+
+
+def test_failed_batch_leaves_no_partial_rows(
+    tmp_path: Path, engine: Engine, session: Session, daily: MailingList, topics: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Scenario: the database fails while writing the topics of the second batch.
+    import subscribers.imports as module
+
+    calls = {"n": 0}
+    real = module._write_batch
+
+    def flaky(connection, rows, list_id, options, report):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        real(connection, rows, list_id, options, report)
+        if calls["n"] == 2:
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr(module, "_write_batch", flaky)
+    path = _csv(tmp_path, "".join(f"u{i}@example.org,,politics,,\n" for i in range(25)))
+    with pytest.raises(RuntimeError):
+        import_csv(engine, path, daily, topics, ImportOptions("Asia/Riyadh", batch_size=10))
+    assert _count(session, Subscriber) == 10
+    assert _count(session, Subscription) == 10
+    assert _count(session, SubscriptionTopic) == 10
