@@ -51,9 +51,7 @@ def get_topics(session: Session, slugs: Sequence[str]) -> list[Topic]:
     found = {t.slug: t for t in session.exec(select(Topic).where(Topic.slug.in_(slugs)))}  # type: ignore[attr-defined]
     missing = [s for s in slugs if s not in found]
     if missing:
-        raise NotFound(
-            f"unknown topic {', '.join(map(repr, missing))}: see `digest topics list`"
-        )
+        raise NotFound(f"unknown topic {', '.join(map(repr, missing))}: see `digest topics list`")
     return [found[s] for s in slugs]
 
 

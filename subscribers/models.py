@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Integer, UniqueConstraint, column, table
+from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint, column, table
 from sqlmodel import Field, SQLModel
 
 from digest.clock import utcnow
@@ -82,12 +82,16 @@ class Subscriber(SQLModel, table=True):
 class Subscription(SQLModel, table=True):
     """A subscriber on a list, with the consent record that makes sending lawful."""
 
-    __table_args__ = (UniqueConstraint("subscriber_id", "list_id"),)
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "list_id"),
+        # Selection reads a list's active subscriptions; the unique key serves per-person lookups.
+        Index("ix_subscription_list_status", "list_id", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    subscriber_id: int = Field(sa_column=_fk("subscriber.id"))
-    list_id: int = Field(sa_column=_fk("mailing_list.id"))
-    status: str = Field(default=SubscriptionStatus.UNCONFIRMED, max_length=16, index=True)
+    subscriber_id: int = Field(sa_column=_fk("subscriber.id", index=False))
+    list_id: int = Field(sa_column=_fk("mailing_list.id", index=False))
+    status: str = Field(default=SubscriptionStatus.UNCONFIRMED, max_length=16)
     send_hour: int | None = None  # None: the list's default hour
     requested_at: datetime = Field(default_factory=utcnow)
     confirmed_at: datetime | None = None

@@ -31,4 +31,6 @@ def status(ctx: typer.Context) -> None:
     Example: digest db status
     """
     engine = app_context(ctx).raw_engine()
-    typer.echo(f"current: {db.current_revision(engine) or 'empty'}; head: {db.head_revision(engine)}")
+    typer.echo(
+        f"current: {db.current_revision(engine) or 'empty'}; head: {db.head_revision(engine)}"
+    )

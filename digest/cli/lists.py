@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from sqlmodel import Session
 
 from digest import topics
 from digest.cli.context import app_context, print_json, print_table
@@ -40,9 +41,13 @@ def create(
     with session_scope(context.engine) as session:
         offered = topics.get_topics(session, topic or [])
         created = lists.create_list(
-            session, slug=slug, name=name, cadence=cadence,
+            session,
+            slug=slug,
+            name=name,
+            cadence=cadence,
             hour=context.settings.digest.hour if hour is None else hour,
-            description=description, double_opt_in=double_opt_in,
+            description=description,
+            double_opt_in=double_opt_in,
             topic_ids=[t.id for t in offered if t.id is not None],
         )
     typer.echo(f"list {created.slug} created")
@@ -64,9 +69,20 @@ def list_(
         print_json(described)
         return
     print_table(
-        context.console, "Lists", ["slug", "name", "cadence", "hour", "topics", "active"],
-        ((d["slug"], d["name"], d["cadence"], d["hour"], ", ".join(d["topics"]) or "(all)",
-          d["subscriptions"]["active"]) for d in described),
+        context.console,
+        "Lists",
+        ["slug", "name", "cadence", "hour", "topics", "active"],
+        (
+            (
+                d["slug"],
+                d["name"],
+                d["cadence"],
+                d["hour"],
+                ", ".join(d["topics"]) or "(all)",
+                d["subscriptions"]["active"],
+            )
+            for d in described
+        ),
     )
 
 
@@ -108,7 +124,7 @@ def delete(
     typer.echo(f"list {slug} deleted with {removed} subscriptions")
 
 
-def _describe(session: lists.Session, slug: str) -> dict[str, object]:
+def _describe(session: Session, slug: str) -> dict[str, Any]:
     mailing_list = lists.get_list(session, slug)
     assert mailing_list.id is not None
     ids = lists.offered_topic_ids(session, mailing_list.id)

@@ -32,8 +32,12 @@ def add(
     """
     with session_scope(app_context(ctx).engine) as session:
         topic = topics.add_topic(
-            session, slug=slug, name=name, name_en=name_en,
-            keywords=keyword or [], aliases=alias or [],
+            session,
+            slug=slug,
+            name=name,
+            name_en=name_en,
+            keywords=keyword or [],
+            aliases=alias or [],
         )
     typer.echo(f"topic {topic.slug} created")
 
@@ -54,6 +58,8 @@ def list_(
         print_json([topics.topic_as_dict(t) for t in found])
         return
     print_table(
-        context.console, "Topics", ["slug", "name", "name_en", "keywords"],
+        context.console,
+        "Topics",
+        ["slug", "name", "name_en", "keywords"],
         ((t.slug, t.name, t.name_en, "، ".join(t.keywords)) for t in found),
     )

@@ -33,8 +33,12 @@ def test_every_key_in_shipped_file_has_a_comment() -> None:
             assert lines[number - 1].lstrip().startswith("#"), f"no comment above: {line}"
 
 
-def test_precedence_file_then_env_then_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _write(tmp_path, '[smtp]\nhost = "file.example"\nport = 2500\n[web]\nbase_url = "https://file"\n')
+def test_precedence_file_then_env_then_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(
+        tmp_path, '[smtp]\nhost = "file.example"\nport = 2500\n[web]\nbase_url = "https://file"\n'
+    )
     assert load_settings(path).smtp.host == "file.example"
     monkeypatch.setenv("DIGEST_SMTP__HOST", "env.example")
     monkeypatch.setenv("DIGEST_WEB__BASE_URL", "https://env/")
@@ -59,7 +63,7 @@ def test_documented_env_names(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_digest_config_env_picks_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIGEST_CONFIG", str(_write(tmp_path, '[digest]\nhour = 9\n')))
+    monkeypatch.setenv("DIGEST_CONFIG", str(_write(tmp_path, "[digest]\nhour = 9\n")))
     assert load_settings().digest.hour == 9
 
 
@@ -90,7 +94,7 @@ def test_invalid_value_names_key_and_variable(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_bad_timezone_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="digest.timezone"):
+    with pytest.raises(ConfigError, match=r"digest\.timezone"):
         load_settings(_write(tmp_path, '[digest]\ntimezone = "Mars/Olympus"\n'))
 
 

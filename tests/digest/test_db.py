@@ -17,8 +17,15 @@ def test_fresh_sqlite_file_migrates_to_head(tmp_path: Path) -> None:
     assert before is None
     assert after == head_revision(engine)
     tables = set(inspect(engine).get_table_names())
-    assert {"topic", "mailing_list", "list_topic", "subscriber", "subscription",
-            "subscription_topic", "suppression"} <= tables
+    assert {
+        "topic",
+        "mailing_list",
+        "list_topic",
+        "subscriber",
+        "subscription",
+        "subscription_topic",
+        "suppression",
+    } <= tables
     assert upgrade(engine) == (after, after)  # idempotent
     require_schema(engine)
 
@@ -44,3 +51,19 @@ def test_unmigrated_database_says_upgrade(tmp_path: Path) -> None:
     assert current_revision(engine) is None
     with pytest.raises(SchemaError, match="has no schema: run `digest db upgrade`"):
         require_schema(engine)
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    # Scenario: someone changes a model and forgets the migration.
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import digest.models
+    import subscribers.models  # noqa: F401
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'cmp.db'}")
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+    assert digest.models

@@ -54,23 +54,31 @@ def _count(session: Session, model: type) -> int:
 def test_mixed_good_and_bad_rows(
     tmp_path: Path, engine: Engine, session: Session, daily: MailingList, topics: dict[str, int]
 ) -> None:
-    path = _csv(tmp_path, (
-        "Reem@Example.ORG,ريم,politics|economy,Africa/Cairo,8\n"   # line 2 good
-        "not-an-email,x,,,\n"                                      # 3 bad email
-        "omar@example.org,عمر,سياسة،اقتصاد,,\n"                    # 4 good, Arabic names, ،
-        "sara@example.org,,nope,,\n"                               # 5 unknown topic
-        "huda@example.org,,cooking,,\n"                            # 6 not offered
-        "ali@example.org,,,Mars/Base,\n"                           # 7 bad zone
-        "nour@example.org,,,,24\n"                                 # 8 bad hour
-        "Reem@EXAMPLE.org,dup,,,\n"                                # 9 duplicate (domain case)
-        "\n"                                                       # blank line ignored
-        "zaid@example.org,زيد,,,23\n"                              # 11 good
-    ), bom=True)
+    path = _csv(
+        tmp_path,
+        (
+            "Reem@Example.ORG,ريم,politics|economy,Africa/Cairo,8\n"  # line 2 good
+            "not-an-email,x,,,\n"  # 3 bad email
+            "omar@example.org,عمر,سياسة،اقتصاد,,\n"  # 4 good, Arabic names, ،
+            "sara@example.org,,nope,,\n"  # 5 unknown topic
+            "huda@example.org,,cooking,,\n"  # 6 not offered
+            "ali@example.org,,,Mars/Base,\n"  # 7 bad zone
+            "nour@example.org,,,,24\n"  # 8 bad hour
+            "Reem@EXAMPLE.org,dup,,,\n"  # 9 duplicate (domain case)
+            "\n"  # blank line ignored
+            "zaid@example.org,زيد,,,23\n"  # 11 good
+        ),
+        bom=True,
+    )
     report = import_csv(engine, path, daily, topics, OPTIONS)
     assert (report.rows, report.created, report.updated, report.rejected) == (9, 3, 0, 6)
     assert [(r.line, r.reason.split(":")[0].split(" '")[0]) for r in report.rejects] == [
-        (3, "invalid email"), (5, "unknown topic"), (6, "topic"), (7, "unknown timezone"),
-        (8, "hour 24 must be between 0 and 23"), (9, "duplicate of line 2"),
+        (3, "invalid email"),
+        (5, "unknown topic"),
+        (6, "topic"),
+        (7, "unknown timezone"),
+        (8, "hour 24 must be between 0 and 23"),
+        (9, "duplicate of line 2"),
     ]
     reem = session.exec(select(Subscriber).where(Subscriber.email == "Reem@example.org")).one()
     assert (reem.name, reem.timezone) == ("ريم", "Africa/Cairo")
@@ -78,7 +86,8 @@ def test_mixed_good_and_bad_rows(
     assert (sub.status, sub.send_hour, sub.source) == ("active", 8, "import")
     assert sub.confirmed_at is not None
     chosen = session.exec(
-        select(SubscriptionTopic.topic_id).where(SubscriptionTopic.subscription_id == sub.id)
+        select(SubscriptionTopic.topic_id)
+        .where(SubscriptionTopic.subscription_id == sub.id)
         .order_by(SubscriptionTopic.position)  # type: ignore[arg-type]
     ).all()
     assert chosen == [topics["politics"], topics["economy"]]
@@ -105,12 +114,13 @@ def test_reimport_changes_nothing(
 
 def _snapshot(session: Session) -> list[tuple[object, ...]]:
     session.expire_all()
-    rows = session.exec(select(Subscriber, Subscription).where(
-        Subscription.subscriber_id == Subscriber.id)).all()
+    rows = session.exec(
+        select(Subscriber, Subscription).where(Subscription.subscriber_id == Subscriber.id)
+    ).all()
     topics = session.exec(select(SubscriptionTopic)).all()
     return sorted(
-        (s.id, s.email, s.name, s.timezone, s.locale, u.id, u.status, u.send_hour,
-         u.confirmed_at) for s, u in rows
+        (s.id, s.email, s.name, s.timezone, s.locale, u.id, u.status, u.send_hour, u.confirmed_at)
+        for s, u in rows
     ) + sorted((t.subscription_id, t.topic_id, t.position) for t in topics)
 
 
@@ -125,8 +135,13 @@ def test_suppressed_and_withdrawn_are_not_resubscribed(
     report = import_csv(engine, path, daily, topics, OPTIONS)
     assert (report.created, report.suppressed, report.withdrawn, report.rejected) == (1, 1, 1, 0)
     session.expire_all()
-    statuses = dict(session.exec(select(Subscriber.email, Subscription.status).where(
-        Subscription.subscriber_id == Subscriber.id)).all())
+    statuses = dict(
+        session.exec(
+            select(Subscriber.email, Subscription.status).where(
+                Subscription.subscriber_id == Subscriber.id
+            )
+        ).all()
+    )
     assert statuses == {"left@example.org": "unsubscribed", "new@example.org": "active"}
 
 
@@ -163,7 +178,11 @@ def test_header_without_email_column(
 
 
 def test_failed_batch_leaves_no_partial_rows(
-    tmp_path: Path, engine: Engine, session: Session, daily: MailingList, topics: dict[str, int],
+    tmp_path: Path,
+    engine: Engine,
+    session: Session,
+    daily: MailingList,
+    topics: dict[str, int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Scenario: the database fails while writing the topics of the second batch.

@@ -23,12 +23,26 @@ from subscribers.people import (
 
 def test_double_opt_in_list_waits_for_confirmation(session: Session) -> None:
     mailing_list = create_list(session, slug="weekly", name="أسبوعية", double_opt_in=True)
-    sub = subscribe(session, email="a@example.org", mailing_list=mailing_list,
-                    timezone="Asia/Riyadh", consent=Consent("web", "203.0.113.9", "UA", "2"))
+    sub = subscribe(
+        session,
+        email="a@example.org",
+        mailing_list=mailing_list,
+        timezone="Asia/Riyadh",
+        consent=Consent("web", "203.0.113.9", "UA", "2"),
+    )
     assert (sub.status, sub.confirmed_at, sub.ip, sub.consent_version) == (
-        "unconfirmed", None, "203.0.113.9", "2")
-    again = subscribe(session, email="a@example.org", mailing_list=mailing_list,
-                      timezone="Asia/Riyadh", confirmed=True)
+        "unconfirmed",
+        None,
+        "203.0.113.9",
+        "2",
+    )
+    again = subscribe(
+        session,
+        email="a@example.org",
+        mailing_list=mailing_list,
+        timezone="Asia/Riyadh",
+        confirmed=True,
+    )
     assert again.id == sub.id and again.status == "active" and again.confirmed_at is not None
 
 
@@ -37,8 +51,13 @@ def test_unsubscribe_keeps_record_and_remove_erases_everything(session: Session)
     one = create_list(session, slug="one", name="1")
     two = create_list(session, slug="two", name="2")
     for mailing_list in (one, two):
-        subscribe(session, email="a@example.org", mailing_list=mailing_list,
-                  timezone="Asia/Riyadh", topic_ids=[topic.id or 0])
+        subscribe(
+            session,
+            email="a@example.org",
+            mailing_list=mailing_list,
+            timezone="Asia/Riyadh",
+            topic_ids=[topic.id or 0],
+        )
     assert unsubscribe(session, "a@example.org", ["one"]) == 1
     statuses = {s["list"]: s["status"] for s in describe(session, "a@example.org")["subscriptions"]}
     assert statuses == {"one": "unsubscribed", "two": "active"}

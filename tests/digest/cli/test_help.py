@@ -23,10 +23,21 @@ ALL = sorted(_commands(get_command(app)))
 
 def test_the_contracted_commands_exist() -> None:
     names = {" ".join(p) for p in ALL}
-    for expected in ("db upgrade", "topics add", "topics list", "lists create", "lists list",
-                     "lists show", "lists delete", "subscribers add", "subscribers import",
-                     "subscribers export", "subscribers show", "subscribers unsubscribe",
-                     "subscribers remove"):
+    for expected in (
+        "db upgrade",
+        "topics add",
+        "topics list",
+        "lists create",
+        "lists list",
+        "lists show",
+        "lists delete",
+        "subscribers add",
+        "subscribers import",
+        "subscribers export",
+        "subscribers show",
+        "subscribers unsubscribe",
+        "subscribers remove",
+    ):
         assert expected in names
 
 

@@ -52,8 +52,16 @@ def test_import_1000_with_10_bad_rows_then_export_and_unsubscribe(cli: Cli, tmp_
     cli.ok("subscribers", "unsubscribe", "user7@example.org", "--list", "daily")
     shown = json.loads(cli.ok("subscribers", "show", "user7@example.org", "--json").stdout)
     assert shown["subscriptions"][0]["status"] == "unsubscribed"
-    assert len(list(csv.DictReader(io.StringIO(
-        cli.ok("subscribers", "export", "--list", "daily").stdout)))) == 999
+    assert (
+        len(
+            list(
+                csv.DictReader(
+                    io.StringIO(cli.ok("subscribers", "export", "--list", "daily").stdout)
+                )
+            )
+        )
+        == 999
+    )
 
 
 def test_export_import_export_round_trip_is_stable(cli: Cli, tmp_path: Path) -> None:
@@ -61,8 +69,10 @@ def test_export_import_export_round_trip_is_stable(cli: Cli, tmp_path: Path) -> 
     source = tmp_path / "in.csv"
     source.write_text(
         "email,name,topics,timezone,hour\n"
-        "Reem@Example.org,\"ريم, الكاتبة\",economy|politics,Africa/Cairo,6\n"
-        "omar@example.org,عمر,,America/New_York,\n", encoding="utf-8")
+        'Reem@Example.org,"ريم, الكاتبة",economy|politics,Africa/Cairo,6\n'
+        "omar@example.org,عمر,,America/New_York,\n",
+        encoding="utf-8",
+    )
     cli.ok("subscribers", "import", str(source), "--list", "daily")
     first = tmp_path / "first.csv"
     cli.ok("subscribers", "export", "--list", "daily", "-o", str(first))
@@ -71,14 +81,15 @@ def test_export_import_export_round_trip_is_stable(cli: Cli, tmp_path: Path) -> 
     second = tmp_path / "second.csv"
     cli.ok("subscribers", "export", "--list", "copy", "-o", str(second))
     assert first.read_text(encoding="utf-8") == second.read_text(encoding="utf-8")
-    assert "Reem@example.org,\"ريم, الكاتبة\",economy|politics,Africa/Cairo,6,ar" in first.read_text(
-        encoding="utf-8")
+    assert 'Reem@example.org,"ريم, الكاتبة",economy|politics,Africa/Cairo,6,ar' in first.read_text(
+        encoding="utf-8"
+    )
 
 
 def test_import_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
     _setup(cli)
     latin = tmp_path / "latin.csv"
-    latin.write_bytes("email,name\nx@example.org,".encode() + "ريم".encode("cp1256") + b"\n")
+    latin.write_bytes(b"email,name\nx@example.org," + "ريم".encode("cp1256") + b"\n")
     result = cli("subscribers", "import", str(latin), "--list", "daily")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: {latin}: not UTF-8 (byte")
@@ -91,14 +102,29 @@ def test_import_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
 
 def test_add_show_remove(cli: Cli) -> None:
     _setup(cli)
-    cli.ok("subscribers", "add", "a@Example.org", "--list", "daily", "-t", "economy",
-           "--timezone", "Asia/Dubai", "--hour", "6", "--name", "أمل")
+    cli.ok(
+        "subscribers",
+        "add",
+        "a@Example.org",
+        "--list",
+        "daily",
+        "-t",
+        "economy",
+        "--timezone",
+        "Asia/Dubai",
+        "--hour",
+        "6",
+        "--name",
+        "أمل",
+    )
     shown = json.loads(cli.ok("subscribers", "show", "a@example.org", "--json").stdout)
     assert shown["timezone"] == "Asia/Dubai"
     assert shown["subscriptions"][0]["topics"] == ["economy"]
     bad = cli("subscribers", "add", "b@example.org", "--list", "daily", "--timezone", "Mars/Base")
     assert bad.exit_code == 1
-    assert bad.stderr == "error: unknown timezone 'Mars/Base': use an IANA name such as Asia/Riyadh\n"
+    assert (
+        bad.stderr == "error: unknown timezone 'Mars/Base': use an IANA name such as Asia/Riyadh\n"
+    )
     assert cli("subscribers", "remove", "a@example.org", input="n\n").exit_code != 0
     cli.ok("subscribers", "remove", "a@example.org", "--yes")
     assert "no subscriber" in cli("subscribers", "show", "a@example.org").stderr
@@ -110,8 +136,9 @@ def test_installed_script_in_a_real_subprocess(tmp_path: Path) -> None:
     env = {**os.environ, "DIGEST_DATABASE__URL": f"sqlite:///{tmp_path / 'sub.db'}"}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(script), *args], capture_output=True, text=True, env=env,
-                              cwd=ROOT, timeout=60)
+        return subprocess.run(
+            [str(script), *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
+        )
 
     assert run("topics", "list").returncode == 1
     assert "digest db upgrade" in run("topics", "list").stderr

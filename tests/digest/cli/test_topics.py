@@ -10,8 +10,15 @@ from tests.conftest import Cli
 def test_add_and_list_topics(cli: Cli) -> None:
     cli.ok("topics", "add", "economy", "--name", "اقتصاد", "--name-en", "Economy", "-k", "نفط")
     listed = json.loads(cli.ok("topics", "list", "--json").stdout)
-    assert listed == [{"slug": "economy", "name": "اقتصاد", "name_en": "Economy",
-                       "keywords": ["نفط"], "aliases": []}]
+    assert listed == [
+        {
+            "slug": "economy",
+            "name": "اقتصاد",
+            "name_en": "Economy",
+            "keywords": ["نفط"],
+            "aliases": [],
+        }
+    ]
 
 
 def test_duplicate_topic_is_one_clear_line(cli: Cli) -> None:
@@ -30,8 +37,19 @@ def test_bad_slug(cli: Cli) -> None:
 def test_lists_create_show_delete(cli: Cli) -> None:
     cli.ok("topics", "add", "economy", "--name", "اقتصاد")
     cli.ok("topics", "add", "sports", "--name", "رياضة")
-    cli.ok("lists", "create", "daily", "--name", "النشرة", "-t", "sports", "-t", "economy",
-           "--hour", "6")
+    cli.ok(
+        "lists",
+        "create",
+        "daily",
+        "--name",
+        "النشرة",
+        "-t",
+        "sports",
+        "-t",
+        "economy",
+        "--hour",
+        "6",
+    )
     shown = json.loads(cli.ok("lists", "show", "daily", "--json").stdout)
     assert shown["topics"] == ["sports", "economy"]
     assert shown["hour"] == 6
@@ -44,7 +62,10 @@ def test_lists_create_show_delete(cli: Cli) -> None:
 
 def test_lists_errors(cli: Cli) -> None:
     assert "unknown topic 'nope'" in cli("lists", "create", "d", "--name", "x", "-t", "nope").stderr
-    assert "cadence 'hourly'" in cli("lists", "create", "d", "--name", "x", "--cadence", "hourly").stderr
+    assert (
+        "cadence 'hourly'"
+        in cli("lists", "create", "d", "--name", "x", "--cadence", "hourly").stderr
+    )
     assert "hour 24" in cli("lists", "create", "d", "--name", "x", "--hour", "24").stderr
     cli.ok("lists", "create", "d", "--name", "x")
     assert "already exists" in cli("lists", "create", "d", "--name", "x").stderr
