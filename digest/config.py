@@ -14,6 +14,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from digest.errors import ConfigError
+from digest.placeholders import placeholder_problems
 
 DEFAULT_CONFIG = Path("settings.toml")
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "placeholder"})
@@ -37,6 +38,8 @@ class SmtpSettings(_Section):
     timeout: float = Field(30.0, gt=0)
     connections: int = Field(4, ge=1, le=256)
     rate: float = Field(0.0, ge=0)
+    retry_deadline_hours: float = Field(6.0, gt=0, le=168)
+    retry_base_seconds: float = Field(60.0, gt=0, le=86_400)
 
 
 class SenderSettings(_Section):
@@ -46,6 +49,15 @@ class SenderSettings(_Section):
     list_id_domain: str = "news.example.org"
     feedback_id: str = Field("newsdigest", min_length=5, max_length=15)
     postal_address: str = ""
+    unsubscribe_address: str = ""
+
+
+class DkimSettings(_Section):
+    """DKIM signing; an empty private_key_path disables it."""
+
+    selector: str = ""
+    domain: str = ""
+    private_key_path: str = ""
 
 
 class WebSettings(_Section):
@@ -74,6 +86,38 @@ class DigestSettings(_Section):
         return value
 
 
+SUBJECT_PLACEHOLDERS = frozenset({"top_title", "count", "list_name", "date", "publisher"})
+
+
+class RenderSettings(_Section):
+    digits: Literal["arabic", "latin"] = "arabic"
+    subject: str = "نشرتك اليومية: {top_title}"
+    subject_en: str = "Your daily digest: {top_title}"
+    publisher_name: str = "أخبار المثال"
+    publisher_name_en: str = ""
+    site_url: str = ""
+    max_html_bytes: int = Field(100_000, ge=20_000, le=102_000)
+
+    @field_validator("subject", "subject_en")
+    @classmethod
+    def _safe_subject(cls, value: str) -> str:
+        problems = placeholder_problems(value, SUBJECT_PLACEHOLDERS)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("site_url")
+    @classmethod
+    def _strip_site_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class IngestSettings(_Section):
+    timeout: float = Field(20.0, gt=0, le=600)
+    max_bytes: int = Field(10_000_000, ge=1_000, le=1_000_000_000)
+    user_agent: str = Field("digest-engine/0.1 (+https://news.example.org)", min_length=1)
+
+
 class Settings(BaseSettings):
     """Every setting of the engine; built once by `load_settings` and passed down."""
 
@@ -85,8 +129,11 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     smtp: SmtpSettings = SmtpSettings()
     sender: SenderSettings = SenderSettings()
+    dkim: DkimSettings = DkimSettings()
     web: WebSettings = WebSettings()
     digest: DigestSettings = DigestSettings()
+    ingest: IngestSettings = IngestSettings()
+    render: RenderSettings = RenderSettings()
 
     def check_secrets(self) -> None:
         """Refuse placeholder secrets outside development, naming the variable to set."""
@@ -120,7 +167,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise ConfigError(f"settings file {path} not found (use --config or DIGEST_CONFIG)") from None
+        raise ConfigError(
+            f"settings file {path} not found (use --config or DIGEST_CONFIG)"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
 
@@ -144,7 +193,9 @@ def _nest(overrides: Mapping[str, str]) -> dict[str, Any]:
     return nested
 
 
-def config_path(explicit: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+def config_path(
+    explicit: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path:
     environ = os.environ if environ is None else environ
     if explicit:
         return Path(explicit)

@@ -25,3 +25,7 @@ class AlreadyExists(DigestError):
 
 class InvalidInput(DigestError):
     """A value given by the user is not acceptable."""
+
+
+class TemplateError(DigestError):
+    """An email template does not compile (Jinja2 or MJML); the message names file and line."""

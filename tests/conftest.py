@@ -61,8 +61,13 @@ class Cli:
     def __call__(self, *args: str, input: str | None = None) -> Result:
         return self.runner.invoke(
             app,
-            ["--config", str(ROOT / "settings.toml"), "--set", f"database.url={self.db_url}",
-             *args],
+            [
+                "--config",
+                str(ROOT / "settings.toml"),
+                "--set",
+                f"database.url={self.db_url}",
+                *args,
+            ],
             input=input,
         )
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from digest.cli import db, lists, subscribers, topics
+from digest.cli import articles, db, feeds, ingest, lists, preview, send, subscribers, topics
 from digest.cli.context import AppContext, fail
 from digest.config import load_settings, parse_override
 from digest.errors import DigestError
@@ -43,7 +43,8 @@ def root(
     overrides: Annotated[
         list[str] | None,
         typer.Option(
-            "--set", metavar="SECTION.KEY=VALUE",
+            "--set",
+            metavar="SECTION.KEY=VALUE",
             help="Override one setting for this run; beats the file and the environment.",
         ),
     ] = None,
@@ -66,6 +67,12 @@ app.add_typer(db.app, name="db")
 app.add_typer(topics.app, name="topics")
 app.add_typer(lists.app, name="lists")
 app.add_typer(subscribers.app, name="subscribers")
+app.add_typer(feeds.app, name="feeds")
+app.command("ingest")(ingest.run)
+app.add_typer(articles.app, name="articles")
+app.command("preview")(preview.run)
+app.command("send")(send.run)
+app.command("send-test")(send.test)
 
 
 def main() -> None:

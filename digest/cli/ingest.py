@@ -1,0 +1,63 @@
+"""`digest ingest`: fetch the feeds and store their new and changed articles."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+
+from digest import ingest, tags
+from digest.cli.context import app_context
+from digest.db import session_scope
+from digest.ingest import FeedReport, FeedStatus
+
+
+def run(
+    ctx: typer.Context,
+    feed: Annotated[
+        str | None, typer.Option("--feed", help="Only this feed (URL or path, as listed).")
+    ] = None,
+    retag: Annotated[
+        bool,
+        typer.Option("--retag", help="Fetch nothing: re-tag stored articles with current topics."),
+    ] = False,
+) -> None:
+    """Fetch every feed and store new and changed articles, tagged with topics.
+
+    A feed that fails is reported with its URL and the others go on (exit code 1).
+
+    Example: digest ingest --feed https://news.example.org/rss/economy.xml
+    """
+    context = app_context(ctx)
+    if retag:
+        with session_scope(context.engine) as session:
+            changed = tags.retag(session)
+        typer.echo(f"re-tagged: {changed} article(s) changed topics")
+        return
+    with Progress(console=context.console, disable=not context.console.is_terminal) as bar:
+        task = bar.add_task("ingest", total=None)
+
+        def done(one: FeedReport) -> None:
+            _print(one)
+            bar.advance(task)
+
+        report = ingest.ingest(context.engine, context.settings.ingest, only=feed, on_feed=done)
+    typer.echo(f"{len(report.feeds)} feed(s), {report.new} new article(s)")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _print(report: FeedReport) -> None:
+    if report.status is FeedStatus.FAILED:
+        typer.echo(f"error: {report.url}: {report.error}", err=True)
+        return
+    if report.status is FeedStatus.NOT_MODIFIED:
+        typer.echo(f"{report.url}: not modified")
+        return
+    typer.echo(
+        f"{report.url}: {report.new} new, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {len(report.skipped)} skipped"
+    )
+    for skipped in report.skipped:
+        typer.echo(f"  skipped {skipped.ref}: {skipped.reason}")

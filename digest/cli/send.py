@@ -1,0 +1,171 @@
+"""`digest send` and `digest send-test`: dispatch due digests; mail one preview to an editor."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from digest.cli.context import AppContext, app_context, print_json, print_table
+from digest.clock import utcnow
+from digest.db import session_scope
+from digest.dispatch import Dispatcher, DispatchOptions, DispatchReport
+from digest.errors import InvalidInput
+from digest.locks import exclusive
+from digest.outbox import release_orphans
+from digest.send import FileSender, Sender
+from digest.sendtest import send_test
+from digest.smtp import SmtpSender
+from subscribers.lists import get_list
+from subscribers.models import MailingList
+
+LABELS = {
+    "due": "due now",
+    "queued": "queued",
+    "skipped_empty": "skipped (no new articles)",
+    "already_planned": "already planned earlier",
+    "sent": "sent",
+    "temporary": "temporary failure (will retry)",
+    "permanent": "permanent failure",
+    "skipped_unsubscribed": "skipped (left or suppressed)",
+    "segments": "segments compiled",
+}
+
+
+def _parse_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"--date {value!r} is not a date like 2026-11-29") from None
+
+
+def _parse_now(value: str | None) -> datetime:
+    if value is None:
+        return utcnow()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"--now {value!r} is not an ISO time like 2026-11-29T07:00+03:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"--now {value!r} needs a UTC offset, e.g. 2026-11-29T04:00+00:00")
+    return moment
+
+
+def make_sender(context: AppContext, to_dir: Path | None) -> Sender:
+    return FileSender(to_dir) if to_dir is not None else SmtpSender(context.settings.smtp)
+
+
+def run(
+    ctx: typer.Context,
+    list_slug: Annotated[str, typer.Option("--list", "-l", help="Slug of the mailing list.")],
+    day: Annotated[
+        str | None, typer.Option("--date", help="Send this local date's edition (catch up).")
+    ] = None,
+    to_dir: Annotated[
+        Path | None, typer.Option("--to-dir", help="Write .eml files here instead of SMTP.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Send at most N messages.")] = None,
+    now: Annotated[
+        str | None, typer.Option("--now", hidden=True, help="Pretend it is this moment (tests).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Send the digests that are due now on a list, and retries whose time has come.
+
+    Running it again sends nothing new; after a crash it resends only what was in flight.
+
+    Example: digest send --list daily --to-dir var/outbox
+    """
+    context = app_context(ctx)
+    with session_scope(context.engine) as session:
+        mailing_list = get_list(session, list_slug)
+    options = DispatchOptions.from_settings(context.settings)
+    report = asyncio.run(
+        _dispatch(context, mailing_list, options, _parse_now(now), _parse_date(day), limit, to_dir)
+    )
+    if as_json:
+        print_json(report.as_dict())
+        return
+    print_table(
+        context.console,
+        f"digest send --list {list_slug}",
+        ["", "count"],
+        ((LABELS[k], v) for k, v in report.as_dict().items()),
+    )
+
+
+async def _dispatch(
+    context: AppContext,
+    mailing_list: MailingList,
+    options: DispatchOptions,
+    now: datetime,
+    day: date | None,
+    limit: int | None,
+    to_dir: Path | None,
+) -> DispatchReport:
+    engine = context.engine
+    with exclusive(engine, f"send-{mailing_list.slug}"):
+        release_orphans(engine, mailing_list.id)
+        async with make_sender(context, to_dir) as sender:
+            with Progress(
+                TextColumn("sending"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=context.console,
+                disable=not context.console.is_terminal,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("send", total=None)
+                dispatcher = Dispatcher(
+                    engine,
+                    mailing_list,
+                    sender,
+                    options,
+                    progress=lambda done, total: progress.update(
+                        task, completed=done, total=max(total, done)
+                    ),
+                )
+                return await dispatcher.run(now=now, day=day, limit=limit)
+
+
+def test(
+    ctx: typer.Context,
+    list_slug: Annotated[str, typer.Option("--list", "-l", help="Slug of the mailing list.")],
+    to: Annotated[str, typer.Option("--to", help="Where the test goes.")],
+    topics: Annotated[
+        str | None, typer.Option("--topics", help="Topic mix, e.g. politics,economy.")
+    ] = None,
+    to_dir: Annotated[
+        Path | None, typer.Option("--to-dir", help="Write an .eml file here instead of SMTP.")
+    ] = None,
+) -> None:
+    """Mail one preview of today's digest through the real SMTP settings ("[test]" subject).
+
+    Tracking is off; nothing is recorded in the outbox.
+
+    Example: digest send-test --list daily --to editor@example.org --topics politics,economy
+    """
+    context = app_context(ctx)
+    slugs = [s.strip() for s in (topics or "").split(",") if s.strip()]
+    outcome = asyncio.run(
+        send_test(
+            context.engine,
+            context.settings,
+            make_sender(context, to_dir),
+            list_slug=list_slug,
+            to=to,
+            topic_slugs=slugs,
+        )
+    )
+    if outcome.status != "sent":
+        raise InvalidInput(f"the test to {to} was not accepted: {outcome.code} {outcome.message}")
+    typer.echo(f"test digest sent to {to}")

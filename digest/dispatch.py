@@ -1,0 +1,350 @@
+"""The main job: select who is due, plan the outbox, then build and send each message.
+
+Compile once per segment (Jinja2 → MJML → HTML, MIME headers), personalise per recipient
+(tokens, name: a join), send over the pool, and record every outcome as soon as its SMTP
+transaction ends. Works the same whether it planned the rows itself or resumes rows a
+crashed run left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+
+from sqlalchemy import Engine, func, select
+
+from digest.bulk import DriverSql
+from digest.clock import utcnow
+from digest.compiled import CompiledDigest
+from digest.config import Settings
+from digest.mime import DkimSigner, MessageTemplate, make_message_id
+from digest.models import DeliveryStatus, EditionStatus
+from digest.outbox import Claimed, Recorder, Result, claim, plan
+from digest.render import Recipient, Renderer, RenderOptions
+from digest.render_data import ArticleView, Segment, TopicView
+from digest.select import ARTICLE, ARTICLE_TOPIC, DELIVERY, TOPIC, select_due
+from digest.send import Envelope, Outcome, RetryPolicy, Sender
+from digest.tokens import Signer, tokens_for
+from subscribers.models import MailingList
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DispatchOptions:
+    """What dispatching needs from the settings, copied once at the entry point."""
+
+    settings: Settings
+    max_articles: int
+    batch_size: int = 500
+    concurrency: int = 4
+    tracking: bool = True
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> DispatchOptions:
+        options = cls(
+            settings=settings,
+            max_articles=settings.digest.max_articles,
+            concurrency=settings.smtp.connections,
+            policy=RetryPolicy.from_settings(settings.smtp),
+        )
+        return replace(options, **overrides)  # type: ignore[arg-type]
+
+
+@dataclass
+class DispatchReport:
+    due: int = 0
+    queued: int = 0
+    skipped_empty: int = 0
+    already_planned: int = 0
+    sent: int = 0
+    temporary: int = 0
+    permanent: int = 0
+    skipped_unsubscribed: int = 0
+    segments: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _CompiledSegment:
+    digest: CompiledDigest
+    template: MessageTemplate
+
+
+class Dispatcher:
+    """Sends one list's due digests through `sender` (SMTP pool or .eml files)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        mailing_list: MailingList,
+        sender: Sender,
+        options: DispatchOptions,
+        *,
+        renderer: Renderer | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        settings = options.settings
+        self.engine = engine
+        self.mailing_list = mailing_list
+        self.sender = sender
+        self.options = options
+        self.renderer = renderer or Renderer(RenderOptions.from_settings(settings))
+        self.signer = Signer(settings.web.secret_key)
+        self.dkim = DkimSigner.from_settings(settings.dkim, settings.sender)
+        self.recorder = Recorder(engine, options.policy)
+        self.progress = progress
+        self.clock = clock
+        self._compiled: dict[tuple[object, ...], _CompiledSegment] = {}
+        self._articles: dict[int, ArticleView] = {}
+        self._topics: dict[int, TopicView] = {}
+
+    async def run(
+        self, *, now: datetime | None = None, day: date | None = None, limit: int | None = None
+    ) -> DispatchReport:
+        """Plan what is due at `now` (default: the clock), then send it and due retries."""
+        now = self.clock() if now is None else now
+        report = DispatchReport()
+        with self.engine.connect() as connection:
+            selection = select_due(
+                connection,
+                self.mailing_list,
+                now=now,
+                max_articles=self.options.max_articles,
+                day=day,
+            )
+        planned = plan(self.engine, selection, now)
+        report.due = selection.due
+        report.queued = planned.queued
+        report.skipped_empty = planned.skipped_empty
+        report.already_planned = planned.already_planned
+        report.segments = len(selection.segments)
+        await self.send_claimed(report, now=now, day=day, limit=limit)
+        self._close_editions()
+        return report
+
+    async def send_claimed(
+        self,
+        report: DispatchReport,
+        *,
+        now: datetime,
+        day: date | None = None,
+        limit: int | None = None,
+    ) -> None:
+        """Claim and send batches until nothing sendable is left (or `limit` is reached)."""
+        done = 0
+        while limit is None or done < limit:
+            size = (
+                self.options.batch_size
+                if limit is None
+                else min(self.options.batch_size, limit - done)
+            )
+            batch = claim(
+                self.engine,
+                list_id=self.mailing_list.id or 0,
+                now=now,
+                limit=size,
+                edition_date=day,
+            )
+            if not batch:
+                break
+            done += len(batch)
+            await self._send_batch(batch, report)
+            if self.progress is not None:
+                self.progress(done, report.queued)
+
+    async def _send_batch(self, batch: Sequence[Claimed], report: DispatchReport) -> None:
+        self._load_articles({a for c in batch for a in c.article_ids})
+        queue: asyncio.Queue[Claimed] = asyncio.Queue()
+        for item in batch:
+            queue.put_nowait(item)
+
+        async def worker() -> None:
+            while not queue.empty():
+                item = queue.get_nowait()
+                await self._send_one(item, report)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, self.options.concurrency))))
+
+    async def _send_one(self, item: Claimed, report: DispatchReport) -> None:
+        compiled = self._compile(item)
+        tokens = tokens_for(
+            self.signer, subscriber_id=item.subscriber_id, list_id=item.list_id, delivery_id=item.id
+        )
+        rendered = compiled.digest.personalise(
+            Recipient(
+                name=item.name,
+                view_token=tokens.view,
+                unsubscribe_token=tokens.unsubscribe,
+                preferences_token=tokens.preferences,
+                open_token=tokens.open,
+                click_token=tokens.click,
+            )
+        )
+        message_id = make_message_id(self.options.settings.sender.list_id_domain)
+        data = compiled.template.build(
+            to_address=item.email,
+            to_name=item.name,
+            html=rendered.html,
+            text=rendered.text,
+            unsubscribe_url=rendered.unsubscribe_url,
+            unsubscribe_mailto=self._mailto(tokens.unsubscribe),
+            message_id=message_id,
+        )
+        outcome = await self.sender.send(
+            Envelope(
+                sender=self.options.settings.sender.from_address,
+                recipient=item.email,
+                data=data,
+            )
+        )
+        self._record(item, outcome, message_id, compiled.digest.article_ids, report)
+
+    def _record(
+        self,
+        item: Claimed,
+        outcome: Outcome,
+        message_id: str,
+        article_ids: tuple[int, ...],
+        report: DispatchReport,
+    ) -> None:
+        status = self.recorder.record(
+            item,
+            Result(
+                delivery_id=item.id,
+                status=outcome.status,
+                code=outcome.code,
+                message=outcome.message,
+                message_id=message_id,
+                email=item.email,
+                hard_bounce=outcome.hard_bounce,
+                article_ids=article_ids,
+            ),
+            self.clock(),
+        )
+        if status == DeliveryStatus.SENT:
+            report.sent += 1
+        elif status == DeliveryStatus.FAILED_TEMPORARY:
+            report.temporary += 1
+        else:
+            report.permanent += 1
+            logger.warning("%s failed for good: %s %s", item.email, outcome.code, outcome.message)
+
+    def _mailto(self, token: str) -> str:
+        sender = self.options.settings.sender
+        address = sender.unsubscribe_address or f"unsubscribe@{sender.list_id_domain}"
+        return f"mailto:{address}?subject=unsubscribe%20{token}"
+
+    def _compile(self, item: Claimed) -> _CompiledSegment:
+        key = item.segment_key
+        found = self._compiled.get(key)
+        if found is not None:
+            return found
+        self._load_topics()
+        segment = Segment(
+            articles=tuple(self._articles[a] for a in item.article_ids if a in self._articles),
+            topics=tuple(self._topics[t] for t in item.topic_ids if t in self._topics),
+            date=item.local_date,
+            list_name=self.mailing_list.name,
+            locale=item.locale,
+            cadence=self.mailing_list.cadence,
+            tracking=self.options.tracking,
+        )
+        digest = self.renderer.compile_digest(segment)
+        self._store_links(digest)
+        template = MessageTemplate(
+            self.options.settings.sender,
+            list_name=self.mailing_list.name,
+            list_slug=self.mailing_list.slug,
+            subject=digest.subject,
+            locale=item.locale,
+            campaign=f"edition{item.edition_id}",
+            stream=self.mailing_list.cadence,
+            signer=self.dkim,
+        )
+        found = self._compiled[key] = _CompiledSegment(digest, template)
+        return found
+
+    def _store_links(self, digest: CompiledDigest) -> None:
+        if not digest.links:
+            return
+        with self.engine.begin() as connection:
+            sql = DriverSql(connection)
+            stamp = sql.stamp(DELIVERY.c.created_at, self.clock())
+            sql.many(
+                "INSERT INTO link (hash, url, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (hash) DO NOTHING",
+                [(suffix.lstrip("."), url, stamp) for suffix, url in digest.links.items()],
+            )
+
+    def _load_topics(self) -> None:
+        if self._topics:
+            return
+        with self.engine.connect() as connection:
+            for tid, slug, name, name_en in connection.execute(
+                select(TOPIC.c.id, TOPIC.c.slug, TOPIC.c.name, TOPIC.c.name_en)
+            ):
+                self._topics[tid] = TopicView(slug, name, name_en)
+
+    def _load_articles(self, ids: set[int]) -> None:
+        missing = sorted(ids - set(self._articles))
+        if not missing:
+            return
+        self._load_topics()
+        article_topic = ARTICLE_TOPIC
+        with self.engine.connect() as connection:
+            tags: dict[int, list[str]] = {}
+            for aid, tid in connection.execute(
+                select(article_topic.c.article_id, article_topic.c.topic_id)
+                .where(article_topic.c.article_id.in_(missing))
+                .order_by(article_topic.c.article_id, article_topic.c.topic_id)
+            ):
+                if tid in self._topics:
+                    tags.setdefault(aid, []).append(self._topics[tid].slug)
+            for aid, title, url, summary, image, published, body_chars in connection.execute(
+                select(
+                    ARTICLE.c.id,
+                    ARTICLE.c.title,
+                    ARTICLE.c.url,
+                    ARTICLE.c.summary,
+                    ARTICLE.c.image_url,
+                    ARTICLE.c.published_at,
+                    func.length(ARTICLE.c.body_html),
+                ).where(ARTICLE.c.id.in_(missing))
+            ):
+                self._articles[aid] = ArticleView(
+                    id=aid,
+                    title=title,
+                    url=url,
+                    summary=summary or "",
+                    image_url=image,
+                    published_at=published,
+                    topics=tuple(tags.get(aid, ())),
+                    body_chars=body_chars or 0,
+                )
+
+    def _close_editions(self) -> None:
+        """Editions of this list with nothing left to send or retry are `sent`."""
+        with self.engine.begin() as connection:
+            sql = DriverSql(connection)
+            m = sql.mark
+            connection.exec_driver_sql(
+                f"UPDATE edition SET status = {m} WHERE list_id = {m} AND status = {m} "
+                f"AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.edition_id = edition.id "
+                f"AND d.status IN ({m}, {m}, {m}))",
+                (
+                    EditionStatus.SENT.value,
+                    self.mailing_list.id,
+                    EditionStatus.SENDING.value,
+                    DeliveryStatus.QUEUED.value,
+                    DeliveryStatus.SENDING.value,
+                    DeliveryStatus.FAILED_TEMPORARY.value,
+                ),
+            )

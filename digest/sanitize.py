@@ -1,0 +1,140 @@
+"""Feed HTML made safe (nh3) and text made plain: what is stored can go straight into MJML."""
+
+from __future__ import annotations
+
+import html
+import re
+from contextvars import ContextVar
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+
+# Paragraphs, links, emphasis, images, lists and quotes; no tables (they break email layouts:
+# their text is kept), no forms, no media players.
+ALLOWED_TAGS = frozenset(
+    {
+        "p", "br", "hr", "div", "span", "a", "em", "i", "strong", "b", "u", "small", "sub",
+        "sup", "q", "cite", "code", "pre", "blockquote", "ul", "ol", "li", "h2", "h3", "h4",
+        "figure", "figcaption", "img",
+    }
+)  # fmt: skip
+ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "a": frozenset({"href", "title"}),
+    "img": frozenset({"src", "alt", "title", "width", "height"}),
+    "*": frozenset({"dir", "lang"}),
+}
+# Dropped with everything inside them (not just the tag).
+DROPPED_WITH_CONTENT = frozenset(
+    {
+        "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet",
+        "noscript", "template", "svg", "math", "form", "select", "textarea", "button",
+        "audio", "video", "canvas", "head", "title",
+    }
+)  # fmt: skip
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+_TEXT_ONLY = nh3.Cleaner(tags=frozenset(), clean_content_tags=DROPPED_WITH_CONTENT)
+
+# Block boundaries become spaces when markup is stripped: "<p>a</p><p>b</p>" -> "a b".
+_BLOCK = re.compile(r"<(?:br|/?p|/?div|/?li|/?h[1-6]|/?tr|/?td|/?th|/?blockquote|hr)\b", re.I)
+_SPACES = re.compile(r"\s+")
+_PLAIN_WEB_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][^\s]*)?\Z", re.I)
+_IMG_SRC = re.compile(r'<img\b[^>]*?\ssrc="([^"]+)"')
+_IMG_WITHOUT_SRC = re.compile(r'<img\b(?![^>]*\ssrc=")[^>]*>')
+_LOOKS_LIKE_HTML = re.compile(r"<[a-zA-Z/!]|&#?\w+;")
+_TRAILING_PUNCTUATION = "،,;؛:-–—(«\"' "
+
+
+def is_web_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def absolute_url(url: str, base: str | None) -> str | None:
+    """`url` made absolute against `base`; None unless the result is an http(s) URL."""
+    url = url.strip()
+    if not url:
+        return None
+    if url.isascii() and _PLAIN_WEB_URL.match(url):
+        return url  # already absolute: skip urljoin, the slow part of reading a big feed
+    try:
+        joined = urljoin(base, url) if base else url
+    except ValueError:
+        return None
+    return joined if is_web_url(joined) else None
+
+
+def clean_html(fragment: str, base_url: str | None) -> str:
+    """Safe HTML: allowed tags only, no scripts, styles, event handlers or javascript: URLs,
+    relative links made absolute against `base_url` (dropped when there is none)."""
+    if not fragment.strip():
+        return ""
+    token = _BASE_URL.set(base_url)
+    try:
+        cleaned = _CLEANER.clean(fragment)
+    finally:
+        _BASE_URL.reset(token)
+    # An image whose src was unsafe or unresolvable would show as a broken icon.
+    return _IMG_WITHOUT_SRC.sub("", cleaned).strip()
+
+
+def _resolve_relative(url: str) -> str | None:
+    base = _BASE_URL.get()
+    return absolute_url(url, base) if base else None
+
+
+# One compiled cleaner (building one per call costs more than the cleaning); the base of
+# relative links is per item, so it travels in a context variable read by the callback.
+_BASE_URL: ContextVar[str | None] = ContextVar("sanitize_base_url", default=None)
+_CLEANER = nh3.Cleaner(
+    tags=ALLOWED_TAGS,
+    attributes=ALLOWED_ATTRIBUTES,
+    clean_content_tags=DROPPED_WITH_CONTENT,
+    url_schemes=URL_SCHEMES,
+    url_relative=_resolve_relative,
+    strip_comments=True,
+    link_rel="noopener noreferrer",
+)
+
+
+def html_to_text(fragment: str) -> str:
+    """The text of an HTML fragment on one line: tags dropped, entities decoded."""
+    if not fragment:
+        return ""
+    spaced = _BLOCK.sub(r" \g<0>", fragment)
+    stripped = _TEXT_ONLY.clean(spaced)
+    return _SPACES.sub(" ", html.unescape(stripped)).strip()
+
+
+def plain_text(value: str, *, is_html: bool | None = None) -> str:
+    """A text field (title, author, category) without markup; `is_html=None` guesses."""
+    if is_html is None:
+        is_html = bool(_LOOKS_LIKE_HTML.search(value))
+    if is_html:
+        return html_to_text(value)
+    return _SPACES.sub(" ", value).strip()
+
+
+def truncate_words(text: str, limit: int = 280) -> str:
+    """At most ~`limit` characters, cut between words (never inside one), ending with "…"."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    if text[limit].isspace():
+        cut = text[:limit]
+    else:
+        space = max(text.rfind(" ", 0, limit), text.rfind("\n", 0, limit))
+        # One word longer than the limit (a URL): keep it whole rather than cut it.
+        cut = text[:space] if space > 0 else text.split(None, 1)[0]
+    return cut.rstrip(_TRAILING_PUNCTUATION) + "…"
+
+
+def first_image(clean: str) -> str | None:
+    """The src of the first <img> of sanitised HTML."""
+    match = _IMG_SRC.search(clean)
+    if match is None:
+        return None
+    src = html.unescape(match.group(1))
+    return src if is_web_url(src) else None

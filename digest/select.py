@@ -1,0 +1,384 @@
+"""Selection: who is due now on a list, which new articles each gets, grouped into segments.
+
+A constant number of queries per list, whatever its size: subscriptions, their topics,
+their previous cutoffs, the candidate articles with their topics, and what was already
+sent. Everything else is computed in memory, once per group of subscribers who share
+topics, language, date and window (in steady state, a handful of groups per list).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Table, and_, func, select
+
+from digest.models import Article, ArticleTopic, Delivery, DeliveryStatus, Edition, Topic
+from digest.render_data import ArticleView, Segment, TopicView
+from subscribers.models import (
+    Cadence,
+    ListTopic,
+    MailingList,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    SubscriptionTopic,
+    Suppression,
+)
+
+ARTICLE: Table = Article.__table__  # type: ignore[attr-defined]
+ARTICLE_TOPIC: Table = ArticleTopic.__table__  # type: ignore[attr-defined]
+DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
+EDITION: Table = Edition.__table__  # type: ignore[attr-defined]
+TOPIC: Table = Topic.__table__  # type: ignore[attr-defined]
+LIST_TOPIC: Table = ListTopic.__table__  # type: ignore[attr-defined]
+SUBSCRIBER: Table = Subscriber.__table__  # type: ignore[attr-defined]
+SUBSCRIPTION: Table = Subscription.__table__  # type: ignore[attr-defined]
+SUBSCRIPTION_TOPIC: Table = SubscriptionTopic.__table__  # type: ignore[attr-defined]
+SUPPRESSION: Table = Suppression.__table__  # type: ignore[attr-defined]
+
+FIRST_WINDOW = {Cadence.DAILY.value: timedelta(days=1), Cadence.WEEKLY.value: timedelta(days=7)}
+
+
+@dataclass(frozen=True)
+class Due:
+    """A subscription whose digest is due: who, for which local date, over which window."""
+
+    subscription_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    locale: str
+    topic_ids: tuple[int, ...]
+    local_date: date
+    window_start: datetime
+    window_end: datetime
+
+
+@dataclass
+class PlannedSegment:
+    """Recipients who get the same digest; it is compiled once for all of them."""
+
+    key: str
+    segment: Segment
+    topic_ids: tuple[int, ...]
+    article_ids: tuple[int, ...]
+    recipients: list[Due] = field(default_factory=list)
+
+
+@dataclass
+class Selection:
+    list_id: int
+    list_slug: str
+    segments: list[PlannedSegment]
+    empty: list[Due]  # due, but nothing new: no email, the window still advances
+
+    @property
+    def due(self) -> int:
+        return sum(len(s.recipients) for s in self.segments) + len(self.empty)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    id: int
+    ingested_at: datetime
+    recency: datetime
+    topic_ids: frozenset[int]
+    view: ArticleView
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_due_date(now: datetime, timezone: str, hour: int, day: date | None = None) -> date | None:
+    """The local date whose digest is due at `now`, or None when the send hour has not come.
+
+    `day` asks for one date's edition (catching up); otherwise the subscriber's local today.
+    """
+    zone = _zone(timezone)
+    local_day = day or now.astimezone(zone).date()
+    due_at = datetime.combine(local_day, time(hour), tzinfo=zone)
+    return local_day if due_at <= now else None
+
+
+def select_due(
+    connection: Connection,
+    mailing_list: MailingList,
+    *,
+    now: datetime,
+    max_articles: int,
+    day: date | None = None,
+) -> Selection:
+    """Everything `digest send` needs to plan the list's digests due at `now`."""
+    assert mailing_list.id is not None
+    list_id = mailing_list.id
+    topics = _topics(connection)
+    offered = _offered(connection, list_id) or tuple(sorted(topics))
+    chosen = _chosen_topics(connection, list_id)
+    last = _last_deliveries(connection, list_id)
+    span = FIRST_WINDOW.get(mailing_list.cadence, FIRST_WINDOW[Cadence.DAILY.value])
+    due: list[Due] = []
+    for sid, subscriber_id, email, name, locale, zone, send_hour in _active(connection, list_id):
+        hour = mailing_list.default_hour if send_hour is None else send_hour
+        local_day = local_due_date(now, zone, hour, day)
+        if local_day is None:
+            continue
+        cutoff, last_day = last.get(subscriber_id, (None, None))
+        if last_day is not None and (
+            last_day >= local_day
+            or (mailing_list.cadence == Cadence.WEEKLY and last_day > local_day - timedelta(6))
+        ):
+            continue
+        start = cutoff if cutoff is not None else now - span
+        topic_ids = tuple(t for t in chosen.get(sid, ()) if t in set(offered)) or offered
+        due.append(Due(sid, subscriber_id, email, name, locale, topic_ids, local_day, start, now))
+    if not due:
+        return Selection(list_id, mailing_list.slug, [], [])
+    candidates = _candidates(connection, min(d.window_start for d in due), now, topics)
+    sent = _already_sent(connection, list_id, candidates)
+    return _segment(mailing_list, due, candidates, sent, topics, max_articles)
+
+
+def _segment(
+    mailing_list: MailingList,
+    due: Sequence[Due],
+    candidates: Sequence[_Candidate],
+    sent: dict[int, set[int]],
+    topics: dict[int, TopicView],
+    max_articles: int,
+) -> Selection:
+    groups: dict[tuple[tuple[int, ...], datetime, str, date], list[Due]] = defaultdict(list)
+    for item in due:
+        groups[(item.topic_ids, item.window_start, item.locale, item.local_date)].append(item)
+    segments: dict[str, PlannedSegment] = {}
+    empty: list[Due] = []
+    for (topic_ids, start, locale, local_day), members in groups.items():
+        ranked = _rank(candidates, topic_ids, start, members[0].window_end)
+        for member in members:
+            already = sent.get(member.subscriber_id)
+            chosen = [c for c in ranked if c.id not in already] if already else ranked
+            chosen = chosen[:max_articles]
+            if not chosen:
+                empty.append(member)
+                continue
+            article_ids = tuple(c.id for c in chosen)
+            key = _key(topic_ids, locale, local_day, article_ids)
+            planned = segments.get(key)
+            if planned is None:
+                order = tuple(topics[t] for t in topic_ids if t in topics)
+                views = tuple(_in_order(c, topic_ids, topics) for c in chosen)
+                segment = Segment(
+                    articles=views,
+                    topics=order,
+                    date=local_day,
+                    list_name=mailing_list.name,
+                    locale=locale,
+                    cadence=mailing_list.cadence,
+                )
+                planned = segments[key] = PlannedSegment(key, segment, topic_ids, article_ids)
+            planned.recipients.append(member)
+    return Selection(mailing_list.id or 0, mailing_list.slug, list(segments.values()), empty)
+
+
+def _rank(
+    candidates: Sequence[_Candidate], topic_ids: tuple[int, ...], start: datetime, end: datetime
+) -> list[_Candidate]:
+    """Articles of these topics ingested in (start, end]: newest first, then by topic order."""
+    position = {t: i for i, t in enumerate(topic_ids)}
+    wanted = frozenset(topic_ids)
+    matching = [
+        c for c in candidates if start < c.ingested_at <= end and not c.topic_ids.isdisjoint(wanted)
+    ]
+    matching.sort(
+        key=lambda c: (
+            -c.recency.timestamp(),
+            min(position[t] for t in c.topic_ids if t in position),
+            -c.id,
+        )
+    )
+    return matching
+
+
+def _in_order(
+    candidate: _Candidate, topic_ids: tuple[int, ...], topics: dict[int, TopicView]
+) -> ArticleView:
+    """The article with its topics in the subscriber's order, so it lands in their first one."""
+    ordered = [topics[t].slug for t in topic_ids if t in candidate.topic_ids and t in topics]
+    rest = [topics[t].slug for t in sorted(candidate.topic_ids) if t not in topic_ids]
+    view = candidate.view
+    return ArticleView(
+        id=view.id,
+        title=view.title,
+        url=view.url,
+        summary=view.summary,
+        image_url=view.image_url,
+        published_at=view.published_at,
+        topics=tuple(ordered + rest),
+        body_chars=view.body_chars,
+    )
+
+
+def _key(topic_ids: Iterable[int], locale: str, day: date, article_ids: Iterable[int]) -> str:
+    topics, articles = ",".join(map(str, topic_ids)), ",".join(map(str, article_ids))
+    raw = f"{topics}|{locale}|{day.isoformat()}|{articles}"
+    return hashlib.blake2s(raw.encode(), digest_size=8).hexdigest()
+
+
+def _topics(connection: Connection) -> dict[int, TopicView]:
+    rows = connection.execute(select(TOPIC.c.id, TOPIC.c.slug, TOPIC.c.name, TOPIC.c.name_en))
+    return {tid: TopicView(slug, name, name_en) for tid, slug, name, name_en in rows}
+
+
+def _offered(connection: Connection, list_id: int) -> tuple[int, ...]:
+    rows = connection.execute(
+        select(LIST_TOPIC.c.topic_id)
+        .where(LIST_TOPIC.c.list_id == list_id)
+        .order_by(LIST_TOPIC.c.position)
+    )
+    return tuple(rows.scalars())
+
+
+def _active(
+    connection: Connection, list_id: int
+) -> Iterable[tuple[int, int, str, str, str, str, int | None]]:
+    """Active subscriptions of the list whose address is not suppressed."""
+    query = (
+        select(
+            SUBSCRIPTION.c.id,
+            SUBSCRIBER.c.id,
+            SUBSCRIBER.c.email,
+            SUBSCRIBER.c.name,
+            SUBSCRIBER.c.locale,
+            SUBSCRIBER.c.timezone,
+            SUBSCRIPTION.c.send_hour,
+        )
+        .join(SUBSCRIBER, SUBSCRIBER.c.id == SUBSCRIPTION.c.subscriber_id)
+        .outerjoin(SUPPRESSION, SUPPRESSION.c.email == SUBSCRIBER.c.email)
+        .where(
+            SUBSCRIPTION.c.list_id == list_id,
+            SUBSCRIPTION.c.status == SubscriptionStatus.ACTIVE.value,
+            SUPPRESSION.c.id.is_(None),
+        )
+        .order_by(SUBSCRIPTION.c.id)
+    )
+    return connection.execute(query)
+
+
+def _chosen_topics(connection: Connection, list_id: int) -> dict[int, tuple[int, ...]]:
+    rows = connection.execute(
+        select(SUBSCRIPTION_TOPIC.c.subscription_id, SUBSCRIPTION_TOPIC.c.topic_id)
+        .join(SUBSCRIPTION, SUBSCRIPTION.c.id == SUBSCRIPTION_TOPIC.c.subscription_id)
+        .where(SUBSCRIPTION.c.list_id == list_id)
+        .order_by(SUBSCRIPTION_TOPIC.c.subscription_id, SUBSCRIPTION_TOPIC.c.position)
+    )
+    chosen: dict[int, list[int]] = defaultdict(list)
+    for subscription_id, topic_id in rows:
+        chosen[subscription_id].append(topic_id)
+    return {k: tuple(v) for k, v in chosen.items()}
+
+
+def _last_deliveries(
+    connection: Connection, list_id: int
+) -> dict[int, tuple[datetime | None, date | None]]:
+    """subscriber id -> (cutoff of their latest digest, its local date)."""
+    rows = connection.execute(
+        select(
+            DELIVERY.c.subscriber_id,
+            func.max(DELIVERY.c.window_end),
+            func.max(EDITION.c.local_date),
+        )
+        .join(EDITION, EDITION.c.id == DELIVERY.c.edition_id)
+        .where(DELIVERY.c.list_id == list_id)
+        .group_by(DELIVERY.c.subscriber_id)
+    )
+    result: dict[int, tuple[datetime | None, date | None]] = {}
+    for subscriber_id, cutoff, last_day in rows:
+        result[subscriber_id] = (_aware(cutoff), _as_date(last_day))
+    return result
+
+
+def _candidates(
+    connection: Connection, start: datetime, end: datetime, topics: dict[int, TopicView]
+) -> list[_Candidate]:
+    """Every article ingested in (start, end] that has a topic, with its topics."""
+    window = and_(ARTICLE.c.ingested_at > start, ARTICLE.c.ingested_at <= end)
+    tags: dict[int, set[int]] = defaultdict(set)
+    for article_id, topic_id in connection.execute(
+        select(ARTICLE_TOPIC.c.article_id, ARTICLE_TOPIC.c.topic_id)
+        .join(ARTICLE, ARTICLE.c.id == ARTICLE_TOPIC.c.article_id)
+        .where(window)
+    ):
+        tags[article_id].add(topic_id)
+    rows = connection.execute(
+        select(
+            ARTICLE.c.id,
+            ARTICLE.c.title,
+            ARTICLE.c.url,
+            ARTICLE.c.summary,
+            ARTICLE.c.image_url,
+            ARTICLE.c.published_at,
+            ARTICLE.c.ingested_at,
+            func.length(ARTICLE.c.body_html),
+        ).where(window)
+    )
+    candidates = []
+    for aid, title, url, summary, image, published, ingested, body_chars in rows:
+        if aid not in tags:
+            continue
+        view = ArticleView(
+            id=aid,
+            title=title,
+            url=url,
+            summary=summary or "",
+            image_url=image,
+            published_at=published,
+            body_chars=body_chars or 0,
+        )
+        # Recency: the feed's date, unless it claims to be newer than our own ingestion.
+        recency = min(published, ingested) if published is not None else ingested
+        candidates.append(_Candidate(aid, ingested, recency, frozenset(tags[aid]), view))
+    return candidates
+
+
+def _already_sent(
+    connection: Connection, list_id: int, candidates: Sequence[_Candidate]
+) -> dict[int, set[int]]:
+    """subscriber id -> ids of candidate articles already in one of their digests."""
+    if not candidates:
+        return {}
+    ids = {c.id for c in candidates}
+    since = min(c.ingested_at for c in candidates)
+    rows = connection.execute(
+        select(DELIVERY.c.subscriber_id, DELIVERY.c.article_ids).where(
+            DELIVERY.c.list_id == list_id,
+            DELIVERY.c.created_at >= since,
+            DELIVERY.c.status != DeliveryStatus.SKIPPED.value,
+        )
+    )
+    sent: dict[int, set[int]] = defaultdict(set)
+    for subscriber_id, article_ids in rows:
+        overlap = ids.intersection(article_ids or ())
+        if overlap:
+            sent[subscriber_id] |= overlap
+    return sent
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    if isinstance(moment, str):  # SQLite's MAX() returns the stored text
+        moment = datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _as_date(value: date | str | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value)

@@ -1,0 +1,163 @@
+"""Selection: due-ness per timezone, windows by ingestion time, segments, constant queries."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import Engine, event
+from sqlmodel import Session
+
+from digest.models import Delivery, Edition
+from digest.outbox import plan
+from digest.select import local_due_date, select_due
+from subscribers.people import suppress, unsubscribe
+from tests.digest.dispatch_fixtures import add_article, add_reader, make_world
+
+NOV = datetime(2026, 11, 29, tzinfo=UTC)
+
+
+def _select(engine: Engine, world, now: datetime, day: date | None = None):  # type: ignore[no-untyped-def]
+    with engine.connect() as connection:
+        return select_due(connection, world.daily, now=now, max_articles=20, day=day)
+
+
+def _emails(selection) -> set[str]:  # type: ignore[no-untyped-def]
+    return {d.email for s in selection.segments for d in s.recipients} | {
+        d.email for d in selection.empty
+    }
+
+
+def test_riyadh_and_new_york_at_seven_are_due_at_different_utc_moments(
+    engine: Engine, session: Session
+) -> None:
+    world = make_world(session)
+    add_reader(session, world, "riyadh@example.org", ["politics"], timezone="Asia/Riyadh")
+    add_reader(session, world, "ny@example.org", ["politics"], timezone="America/New_York")
+    add_article(session, world, "خبر سياسي", ["politics"], NOV - timedelta(hours=2))
+
+    def due(now: datetime) -> dict[str, date]:
+        selection = _select(engine, world, now)
+        plan(engine, selection, now)
+        return {d.email: d.local_date for s in selection.segments for d in s.recipients} | {
+            d.email: d.local_date for d in selection.empty
+        }
+
+    # 03:59 UTC: 06:59 in Riyadh (not yet), 22:59 of the 28th in New York (its 7:00 passed).
+    assert due(NOV + timedelta(hours=3, minutes=59)) == {"ny@example.org": date(2026, 11, 28)}
+    assert due(NOV + timedelta(hours=4)) == {"riyadh@example.org": date(2026, 11, 29)}
+    assert due(NOV + timedelta(hours=11, minutes=59)) == {}
+    assert due(NOV + timedelta(hours=12)) == {"ny@example.org": date(2026, 11, 29)}
+    assert due(NOV + timedelta(hours=23)) == {}
+
+
+def test_dst_days_in_new_york_neither_skip_nor_double() -> None:
+    zone = "America/New_York"
+    # 8 March 2026: clocks jump from 02:00 to 03:00; 07:00 EDT is 11:00 UTC.
+    assert local_due_date(datetime(2026, 3, 8, 10, 59, tzinfo=UTC), zone, 7) is None
+    assert local_due_date(datetime(2026, 3, 8, 11, tzinfo=UTC), zone, 7) == date(2026, 3, 8)
+    # 1 November 2026: back to EST; 07:00 EST is 12:00 UTC.
+    assert local_due_date(datetime(2026, 11, 1, 11, 59, tzinfo=UTC), zone, 7) is None
+    assert local_due_date(datetime(2026, 11, 1, 12, tzinfo=UTC), zone, 7) == date(2026, 11, 1)
+    # A send hour inside the spring gap (02:xx) still happens that day.
+    assert local_due_date(datetime(2026, 3, 8, 7, 30, tzinfo=UTC), zone, 2) == date(2026, 3, 8)
+
+
+def test_only_chosen_topics_in_the_first_24_hours_ranked_newest_first(
+    engine: Engine, session: Session
+) -> None:
+    world = make_world(session)
+    add_reader(session, world, "a@example.org", ["economy", "politics"])
+    now = NOV + timedelta(hours=5)
+    old = add_article(session, world, "قديم", ["economy"], now - timedelta(hours=25))
+    econ = add_article(session, world, "نفط", ["economy"], now - timedelta(hours=3))
+    pol = add_article(session, world, "انتخابات", ["politics"], now - timedelta(hours=1))
+    add_article(session, world, "مباراة", ["sports"], now - timedelta(hours=1))
+    selection = _select(engine, world, now)
+    (segment,) = selection.segments
+    assert segment.article_ids == (pol, econ)
+    assert old not in segment.article_ids
+    assert [t.slug for t in segment.segment.topics] == ["economy", "politics"]
+
+
+def test_subscribers_with_the_same_topics_share_one_segment(
+    engine: Engine, session: Session
+) -> None:
+    world = make_world(session)
+    for i in range(5):
+        add_reader(session, world, f"p{i}@example.org", ["politics"])
+    add_reader(session, world, "e@example.org", ["economy"])
+    add_reader(session, world, "en@example.org", ["politics"], locale="en")
+    add_article(session, world, "خبر", ["politics", "economy"], NOV + timedelta(hours=1))
+    selection = _select(engine, world, NOV + timedelta(hours=5))
+    sizes = sorted(len(s.recipients) for s in selection.segments)
+    assert sizes == [1, 1, 5]
+
+
+def test_queries_do_not_grow_with_subscribers(engine: Engine, session: Session) -> None:
+    world = make_world(session)
+    add_article(session, world, "خبر", ["politics"], NOV + timedelta(hours=1))
+
+    def count_queries(n: int) -> int:
+        for i in range(n):
+            add_reader(
+                session, world, f"q{n}-{i}@example.org", ["politics", "economy"][: 1 + i % 2]
+            )
+        statements: list[str] = []
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            assert _select(engine, world, NOV + timedelta(hours=5)).due >= n
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        return len(statements)
+
+    assert count_queries(3) == count_queries(60)
+
+
+def test_window_advances_on_empty_digest_and_sent_articles_never_repeat(
+    engine: Engine, session: Session
+) -> None:
+    world = make_world(session)
+    add_reader(session, world, "a@example.org", ["politics"])
+    day1 = NOV + timedelta(hours=5)
+    first = _select(engine, world, day1)
+    assert [d.email for d in first.empty] == ["a@example.org"]
+    plan(engine, first, day1)
+    assert _select(engine, world, day1 + timedelta(hours=1)).due == 0  # one digest a day
+    between = add_article(session, world, "بعد", ["politics"], day1 + timedelta(hours=2))
+    day2 = day1 + timedelta(days=1)
+    second = _select(engine, world, day2)
+    assert second.segments[0].article_ids == (between,)
+    plan(engine, second, day2)
+    # Scenario: an article reached the reader outside its window (e.g. in a catch-up
+    # edition); the next digest must not repeat it.
+    late = add_article(session, world, "متأخر", ["politics"], day2 + timedelta(hours=1))
+    fresh = add_article(session, world, "جديد", ["politics"], day2 + timedelta(hours=3))
+    catch_up = Edition(list_id=world.daily.id or 0, local_date=date(2026, 11, 1))
+    session.add(catch_up)
+    session.flush()
+    session.add(
+        Delivery(
+            edition_id=catch_up.id or 0,
+            list_id=world.daily.id or 0,
+            subscriber_id=1,
+            status="sent",
+            window_start=day1,
+            window_end=day1,
+            article_ids=[late],
+            created_at=day2 + timedelta(hours=2),
+        )
+    )
+    session.commit()
+    third = _select(engine, world, day2 + timedelta(days=1))
+    assert third.segments[0].article_ids == (fresh,)
+
+
+def test_unsubscribed_and_suppressed_are_not_due(engine: Engine, session: Session) -> None:
+    world = make_world(session)
+    for email in ("stay@example.org", "left@example.org", "bounced@example.org"):
+        add_reader(session, world, email, ["politics"])
+    unsubscribe(session, "left@example.org")
+    suppress(session, "bounced@example.org", "hard_bounce")
+    session.commit()
+    assert _emails(_select(engine, world, NOV + timedelta(hours=5))) == {"stay@example.org"}
