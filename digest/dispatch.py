@@ -20,9 +20,10 @@ from digest.bulk import DriverSql
 from digest.clock import utcnow
 from digest.compiled import CompiledDigest
 from digest.config import Settings
+from digest.errors import InvalidInput
 from digest.mime import DkimSigner, MessageTemplate, make_message_id
 from digest.models import DeliveryStatus, EditionStatus
-from digest.outbox import Claimed, Recorder, Result, claim, plan
+from digest.outbox import Claimed, Recorder, Result, claim, plan, requeue
 from digest.render import Recipient, Renderer, RenderOptions
 from digest.render_data import ArticleView, Segment, TopicView
 from digest.select import ARTICLE, ARTICLE_TOPIC, DELIVERY, TOPIC, select_due
@@ -162,6 +163,12 @@ class Dispatcher:
 
     async def _send_batch(self, batch: Sequence[Claimed], report: DispatchReport) -> None:
         self._load_articles({a for c in batch for a in c.article_ids})
+        try:  # a template that does not compile stops the run before any message is built
+            for item in batch:
+                self._compile(item)
+        except BaseException:
+            requeue(self.engine, [c.id for c in batch])
+            raise
         queue: asyncio.Queue[Claimed] = asyncio.Queue()
         for item in batch:
             queue.put_nowait(item)
@@ -174,6 +181,13 @@ class Dispatcher:
         await asyncio.gather(*(worker() for _ in range(max(1, self.options.concurrency))))
 
     async def _send_one(self, item: Claimed, report: DispatchReport) -> None:
+        try:
+            await self._deliver(item, report)
+        except InvalidInput as exc:  # e.g. an address that cannot go into a header
+            outcome = Outcome("permanent", None, f"not sendable: {exc}", "")
+            self._record(item, outcome, "", (), report)
+
+    async def _deliver(self, item: Claimed, report: DispatchReport) -> None:
         compiled = self._compile(item)
         tokens = tokens_for(
             self.signer, subscriber_id=item.subscriber_id, list_id=item.list_id, delivery_id=item.id
@@ -222,7 +236,7 @@ class Dispatcher:
                 status=outcome.status,
                 code=outcome.code,
                 message=outcome.message,
-                message_id=message_id,
+                message_id=message_id or None,
                 email=item.email,
                 hard_bounce=outcome.hard_bounce,
                 article_ids=article_ids,

@@ -145,6 +145,18 @@ def release_orphans(engine: Engine, list_id: int | None = None) -> int:
         return int(result.rowcount or 0)
 
 
+def requeue(engine: Engine, ids: Sequence[int]) -> None:
+    """Give claimed rows back to the queue untouched (nothing was sent for them)."""
+    if not ids:
+        return
+    with engine.begin() as connection:
+        sql = DriverSql(connection)
+        sql.many(
+            "UPDATE delivery SET status = ?, attempts = attempts - 1 WHERE id = ? AND status = ?",
+            [(DeliveryStatus.QUEUED.value, i, DeliveryStatus.SENDING.value) for i in ids],
+        )
+
+
 def claim(
     engine: Engine, *, list_id: int, now: datetime, limit: int, edition_date: date | None = None
 ) -> list[Claimed]:

@@ -1,8 +1,8 @@
-"""Editor preview: the segment a subscriber or a topic mix would get, rendered untracked.
+"""Editor preview: the digest a subscriber or a topic mix would get, rendered untracked.
 
-`window_articles` is the stand-in for the select stage: articles of the topics ingested in
-the list's window, newest first, capped.  Rendering goes through `Renderer.compile_digest`
-and `personalise`, the path sending takes, with tracking off.
+Selection (`digest.select.segments_for`) and rendering (`Renderer.compile_digest`, then
+`personalise`) are the very functions sending uses; only tracking is off and the tokens are
+placeholders. A subscriber's window starts at the cutoff of their last digest.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
@@ -18,11 +18,12 @@ from sqlmodel import Session, col, select
 from digest.clock import utcnow
 from digest.config import Settings
 from digest.errors import InvalidInput, NotFound
-from digest.models import Article, ArticleTopic, Topic
-from digest.render import ArticleView, Recipient, RenderedMessage, Renderer, Segment, TopicView
+from digest.models import Topic
+from digest.render import Recipient, RenderedMessage, Renderer, Segment, TopicView
+from digest.select import Due, first_window, previous_cutoff, segments_for
 from digest.topics import get_topics
 from subscribers.lists import get_list, offered_topic_ids
-from subscribers.models import Cadence, MailingList, Subscription, SubscriptionTopic
+from subscribers.models import MailingList, Subscription, SubscriptionTopic
 from subscribers.people import check_topics_offered, find_subscriber
 
 # Tokens of a preview: the links show their shape, and lead to the web app's generic answer.
@@ -39,33 +40,7 @@ class Audience:
     timezone: str
     hour: int
     name: str = ""
-
-
-def window(cadence: str, end: datetime) -> tuple[datetime, datetime]:
-    """The ingestion window of a digest sent at `end`: a day, or a week for weekly lists."""
-    span = timedelta(days=7) if cadence == Cadence.WEEKLY else timedelta(days=1)
-    return end - span, end
-
-
-def window_articles(
-    session: Session,
-    *,
-    topic_ids: Sequence[int],
-    start: datetime,
-    end: datetime,
-    limit: int,
-) -> list[Article]:
-    """Articles tagged with any of `topic_ids`, ingested in [start, end), newest first."""
-    start, end = start.astimezone(UTC), end.astimezone(UTC)  # stored in UTC
-    tagged = select(ArticleTopic.article_id).where(col(ArticleTopic.topic_id).in_(topic_ids))
-    query = (
-        select(Article)
-        .where(col(Article.id).in_(tagged))
-        .where(col(Article.ingested_at) >= start, col(Article.ingested_at) < end)
-        .order_by(col(Article.ingested_at).desc(), col(Article.id).desc())
-        .limit(limit)
-    )
-    return list(session.exec(query))
+    subscriber_id: int | None = None
 
 
 def audience(
@@ -97,7 +72,9 @@ def audience(
         )
         topics = _topics_by_id(session, chosen) or _list_topics(session, mailing_list)
         hour = default_hour if subscription.send_hour is None else subscription.send_hour
-        return Audience(topics, subscriber.locale, subscriber.timezone, hour, subscriber.name)
+        return Audience(
+            topics, subscriber.locale, subscriber.timezone, hour, subscriber.name, subscriber.id
+        )
     if topic_slugs:
         topics = _topics_by_slug(session, topic_slugs)
         check_topics_offered(
@@ -136,23 +113,41 @@ def preview(
         day = end.astimezone(zone).date()
     else:
         end = datetime.combine(day, time(who.hour), tzinfo=zone)
-    start, end = window(mailing_list.cadence, end)
-    found = window_articles(
-        session,
-        topic_ids=[t.id for t in who.topics if t.id is not None],
-        start=start,
-        end=end,
-        limit=settings.digest.max_articles,
-    )
-    segment = Segment(
-        articles=tuple(article_views(session, found, who.topics)),
-        topics=tuple(TopicView(t.slug, t.name, t.name_en) for t in who.topics),
-        date=day,
-        list_name=mailing_list.name,
+    start = end - first_window(mailing_list.cadence)
+    connection = session.connection()
+    if who.subscriber_id is not None:  # a subscriber's window starts at their last cutoff
+        cutoff = previous_cutoff(connection, mailing_list.id or 0, who.subscriber_id)
+        start = cutoff if cutoff is not None and cutoff < end else start
+    due = Due(
+        subscription_id=0,
+        subscriber_id=who.subscriber_id or 0,
+        email="",
+        name=who.name,
         locale=who.locale,
-        cadence=mailing_list.cadence,
+        topic_ids=tuple(t.id for t in who.topics if t.id is not None),
+        local_date=day,
+        window_start=start.astimezone(UTC),
+        window_end=end.astimezone(UTC),
+    )
+    selection = segments_for(
+        connection,
+        mailing_list,
+        [due],
+        max_articles=settings.digest.max_articles,
         tracking=False,
     )
+    if selection.segments:
+        segment = selection.segments[0].segment
+    else:  # nothing new: show the (empty) digest the editor would otherwise not see
+        segment = Segment(
+            articles=(),
+            topics=tuple(TopicView(t.slug, t.name, t.name_en) for t in who.topics),
+            date=day,
+            list_name=mailing_list.name,
+            locale=who.locale,
+            cadence=mailing_list.cadence,
+            tracking=False,
+        )
     compiled = renderer.compile_digest(segment)
     token = PREVIEW_TOKEN
     return compiled.personalise(
@@ -165,37 +160,6 @@ def preview(
             click_token=token,
         )
     )
-
-
-def article_views(
-    session: Session, articles: Sequence[Article], order: Sequence[Topic]
-) -> list[ArticleView]:
-    """Plain views of `articles`; each one's topics listed in the audience's order."""
-    ids = [a.id for a in articles if a.id is not None]
-    rank = {t.id: i for i, t in enumerate(order)}
-    slugs = {t.id: t.slug for t in order}
-    tags: dict[int, list[int]] = {}
-    for article_id, topic_id in session.exec(
-        select(ArticleTopic.article_id, ArticleTopic.topic_id).where(
-            col(ArticleTopic.article_id).in_(ids)
-        )
-    ):
-        if topic_id in rank:
-            tags.setdefault(article_id, []).append(topic_id)
-    return [
-        ArticleView(
-            id=article.id,
-            title=article.title,
-            url=article.url,
-            summary=article.summary,
-            image_url=article.image_url,
-            published_at=article.published_at,
-            topics=tuple(slugs[t] for t in sorted(tags.get(article.id, []), key=rank.__getitem__)),
-            body_chars=len(" ".join(_TAGS.sub(" ", article.body_html).split())),
-        )
-        for article in articles
-        if article.id is not None
-    ]
 
 
 def _list_topics(session: Session, mailing_list: MailingList) -> list[Topic]:

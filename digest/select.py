@@ -123,7 +123,7 @@ def select_due(
     offered = _offered(connection, list_id) or tuple(sorted(topics))
     chosen = _chosen_topics(connection, list_id)
     last = _last_deliveries(connection, list_id)
-    span = FIRST_WINDOW.get(mailing_list.cadence, FIRST_WINDOW[Cadence.DAILY.value])
+    span = first_window(mailing_list.cadence)
     due: list[Due] = []
     for sid, subscriber_id, email, name, locale, zone, send_hour in _active(connection, list_id):
         hour = mailing_list.default_hour if send_hour is None else send_hour
@@ -139,11 +139,42 @@ def select_due(
         start = cutoff if cutoff is not None else now - span
         topic_ids = tuple(t for t in chosen.get(sid, ()) if t in set(offered)) or offered
         due.append(Due(sid, subscriber_id, email, name, locale, topic_ids, local_day, start, now))
+    return segments_for(connection, mailing_list, due, max_articles=max_articles, topics=topics)
+
+
+def segments_for(
+    connection: Connection,
+    mailing_list: MailingList,
+    due: Sequence[Due],
+    *,
+    max_articles: int,
+    tracking: bool = True,
+    topics: dict[int, TopicView] | None = None,
+) -> Selection:
+    """The articles each of `due` gets, grouped into segments (sending and preview both)."""
     if not due:
-        return Selection(list_id, mailing_list.slug, [], [])
-    candidates = _candidates(connection, min(d.window_start for d in due), now, topics)
-    sent = _already_sent(connection, list_id, candidates)
-    return _segment(mailing_list, due, candidates, sent, topics, max_articles)
+        return Selection(mailing_list.id or 0, mailing_list.slug, [], [])
+    topics = _topics(connection) if topics is None else topics
+    start = min(d.window_start for d in due)
+    end = max(d.window_end for d in due)
+    candidates = _candidates(connection, start, end, topics)
+    sent = _already_sent(connection, mailing_list.id or 0, candidates)
+    return _segment(mailing_list, due, candidates, sent, topics, max_articles, tracking)
+
+
+def first_window(cadence: str) -> timedelta:
+    """How far back a first digest looks: a day, or a week for weekly lists."""
+    return FIRST_WINDOW.get(cadence, FIRST_WINDOW[Cadence.DAILY.value])
+
+
+def previous_cutoff(connection: Connection, list_id: int, subscriber_id: int) -> datetime | None:
+    """Where the subscriber's next digest starts: the cutoff of their latest one."""
+    cutoff = connection.execute(
+        select(func.max(DELIVERY.c.window_end)).where(
+            DELIVERY.c.list_id == list_id, DELIVERY.c.subscriber_id == subscriber_id
+        )
+    ).scalar()
+    return _aware(cutoff)
 
 
 def _segment(
@@ -153,6 +184,7 @@ def _segment(
     sent: dict[int, set[int]],
     topics: dict[int, TopicView],
     max_articles: int,
+    tracking: bool = True,
 ) -> Selection:
     groups: dict[tuple[tuple[int, ...], datetime, str, date], list[Due]] = defaultdict(list)
     for item in due:
@@ -181,6 +213,7 @@ def _segment(
                     list_name=mailing_list.name,
                     locale=locale,
                     cadence=mailing_list.cadence,
+                    tracking=tracking,
                 )
                 planned = segments[key] = PlannedSegment(key, segment, topic_ids, article_ids)
             planned.recipients.append(member)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from digest.cli import articles, db, feeds, ingest, lists, preview, send, subscribers, topics
+from digest.cli import articles, db, demo, feeds, ingest, lists, preview, send, subscribers, topics
 from digest.cli.context import AppContext, fail
 from digest.config import load_settings, parse_override
 from digest.errors import DigestError
@@ -73,6 +73,7 @@ app.add_typer(articles.app, name="articles")
 app.command("preview")(preview.run)
 app.command("send")(send.run)
 app.command("send-test")(send.test)
+app.command("demo")(demo.run)
 
 
 def main() -> None:

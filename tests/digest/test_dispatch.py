@@ -216,3 +216,21 @@ def test_killed_send_loses_nobody_and_duplicates_at_most_the_connections(
     assert duplicates <= connections
     session.expire_all()
     assert {d.status for d in session.exec(select(Delivery))} == {"sent"}
+
+
+def test_an_address_that_cannot_be_sent_fails_alone(
+    engine: Engine, session: Session, settings: Settings
+) -> None:
+    # Scenario: an internationalised address (SMTPUTF8) we cannot put in a header yet.
+    world = make_world(session)
+    add_reader(session, world, "أمل@example.org", ["politics"])
+    add_reader(session, world, "ok@example.org", ["politics"])
+    add_article(session, world, "خبر", ["politics"], NOW - timedelta(hours=1))
+    with SmtpSink() as sink:
+        report = _send(engine, world, settings, sink.port)
+        assert (report.sent, report.permanent) == (1, 1)
+        assert sink.recipients() == ["ok@example.org"]
+    session.expire_all()
+    failed = [d for d in session.exec(select(Delivery)) if d.status == "failed_permanent"]
+    assert len(failed) == 1 and "not a plain ASCII email address" in failed[0].smtp_message
+    assert session.exec(select(Suppression)).all() == []  # our limit, not a bounce

@@ -10,8 +10,9 @@ from sqlmodel import Session
 from digest.config import Settings
 from digest.errors import InvalidInput, NotFound
 from digest.models import Article, ArticleTopic, Topic
-from digest.preview import preview, window
+from digest.preview import preview
 from digest.render import Renderer
+from digest.select import first_window
 from digest.topics import add_topic
 from subscribers.lists import create_list
 from subscribers.people import subscribe
@@ -62,8 +63,8 @@ def _ids(message_ids: tuple[int, ...]) -> list[int]:
 
 
 def test_window_is_a_day_or_a_week() -> None:
-    assert window("daily", SEND) == (SEND - timedelta(days=1), SEND)
-    assert window("weekly", SEND) == (SEND - timedelta(days=7), SEND)
+    assert first_window("daily") == timedelta(days=1)
+    assert first_window("weekly") == timedelta(days=7)
 
 
 def test_topic_mix_gets_that_days_window_untracked(
