@@ -1,0 +1,75 @@
+"""`digest send` and `digest send-test` through the CLI."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import Session
+
+from tests.conftest import Cli
+from tests.digest.dispatch_fixtures import add_article, add_reader, make_world
+from tests.smtp_sink import SmtpSink
+
+
+def test_send_to_dir_writes_eml_and_a_second_run_sends_nothing(
+    cli: Cli, session: Session, tmp_path: Path
+) -> None:
+    world = make_world(session, hour=0)
+    add_reader(session, world, "a@example.org", ["politics"], timezone="UTC")
+    add_reader(session, world, "b@example.org", ["sports"], timezone="UTC")
+    now = datetime.now(UTC)
+    add_article(session, world, "خبر سياسي", ["politics"], now - timedelta(hours=1))
+    out = tmp_path / "eml"
+    first = json.loads(cli.ok("send", "--list", "daily", "--to-dir", str(out), "--json").stdout)
+    assert (first["due"], first["sent"], first["skipped_empty"]) == (2, 1, 1)
+    (written,) = sorted(out.glob("*.eml"))
+    message = email.message_from_bytes(written.read_bytes(), policy=email.policy.default)
+    assert message["To"] == "a@example.org"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    second = json.loads(cli.ok("send", "--list", "daily", "--to-dir", str(out), "--json").stdout)
+    assert (second["due"], second["sent"]) == (0, 0)
+    assert len(list(out.glob("*.eml"))) == 1
+
+
+def test_send_errors_are_one_line(cli: Cli, session: Session) -> None:
+    make_world(session)
+    assert "unknown list 'nope'" in cli("send", "--list", "nope").stderr
+    bad = cli("send", "--list", "daily", "--date", "29/11/2026")
+    assert bad.exit_code == 1 and "--date '29/11/2026'" in bad.stderr
+    with SmtpSink() as sink:
+        port = sink.port
+    down = cli("--set", f"smtp.port={port}", "send", "--list", "daily")
+    assert down.exit_code == 1
+    assert f"127.0.0.1:{port}" in down.stderr and "Traceback" not in down.output
+
+
+def test_send_test_goes_through_smtp_with_test_subject(cli: Cli, session: Session) -> None:
+    world = make_world(session)
+    add_article(session, world, "أسعار النفط", ["economy"], datetime.now(UTC) - timedelta(hours=1))
+    with SmtpSink() as sink:
+        result = cli(
+            "--set",
+            f"smtp.port={sink.port}",
+            "send-test",
+            "--list",
+            "daily",
+            "--to",
+            "editor@example.org",
+            "--topics",
+            "economy",
+        )
+        assert result.exit_code == 0, result.output
+        (received,) = sink.messages
+    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    assert str(message["Subject"]).startswith("[test] ")
+    body = message.get_body(("plain",))
+    assert body is not None and "أسعار النفط" in str(body.get_content())
+    html = message.get_body(("html",))
+    assert html is not None
+    content = str(html.get_content())
+    assert "أسعار النفط" in content
+    assert "/o/" not in content and "/c/" not in content  # tracking off
