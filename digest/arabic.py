@@ -92,7 +92,15 @@ def _replacement(match: re.Match[str]) -> str:
 
 def tokens(text: str) -> list[str]:
     """The normalised words of `text`, punctuation and quotes («») dropped."""
-    return _TOKEN.findall(normalize(text))
+    # Exactly `_TOKEN.findall(normalize(text))`, ~3x faster: a token never spans whitespace
+    # (not a word character), and most words are letters only (`isalnum` is `[^\W_]+`).
+    found: list[str] = []
+    for piece in normalize(text).split():
+        if piece.isalnum():
+            found.append(piece)
+        else:
+            found += _TOKEN.findall(piece)
+    return found
 
 
 @lru_cache(maxsize=262_144)

@@ -43,6 +43,15 @@ class Greeting:
         return str(bidi(text) if self.rtl else bidi_in_ltr(text))
 
 
+@dataclass(frozen=True)
+class SlotValues:
+    """One recipient's slot values for the text body and for the HTML body."""
+
+    text: Mapping[str, str]
+    html: Mapping[str, str]
+    unsubscribe_url: str
+
+
 @dataclass(frozen=True, eq=False)
 class CompiledMessage:
     """One email compiled for a whole segment; `personalise` fills in one recipient."""
@@ -61,9 +70,9 @@ class CompiledMessage:
         """Worst-case size of a personalised HTML body (slots at their reserved size)."""
         return self.html_template.byte_size(SLOT_RESERVE)
 
-    def personalise(self, recipient: Recipient) -> RenderedMessage:
-        """The message for `recipient`: tokens are URL-quoted, the name escaped for HTML."""
-        values = {
+    def slot_values(self, recipient: Recipient) -> SlotValues:
+        """What fills the slots for `recipient`: tokens URL-quoted, the name escaped for HTML."""
+        text = {
             "view": url_part(recipient.view_token),
             "unsubscribe": url_part(recipient.unsubscribe_token),
             "preferences": url_part(recipient.preferences_token),
@@ -72,17 +81,21 @@ class CompiledMessage:
             "confirm": url_part(recipient.confirm_token),
         }
         name = clean_text(recipient.name, NAME_CHARS) if recipient.name else ""
-        values["greeting"] = self.greeting.text(name)
-        text = self.text_template.fill(values)
-        values["greeting"] = self.greeting.html(name)
+        html = {**text, "greeting": self.greeting.html(name)}
+        text["greeting"] = self.greeting.text(name)
+        return SlotValues(text, html, f"{self.base_url}/u/{text['unsubscribe']}")
+
+    def personalise(self, recipient: Recipient) -> RenderedMessage:
+        """The message for `recipient` (the dispatcher fills pre-encoded bodies instead)."""
+        values = self.slot_values(recipient)
         return RenderedMessage(
             subject=self.subject,
             preheader=self.preheader,
-            html=self.html_template.fill(values),
-            text=text,
+            html=self.html_template.fill(values.html),
+            text=self.text_template.fill(values.text),
             locale=self.locale,
             article_ids=self.article_ids,
-            unsubscribe_url=f"{self.base_url}/u/{values['unsubscribe']}",
+            unsubscribe_url=values.unsubscribe_url,
         )
 
 

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -63,6 +70,18 @@ class DkimSettings(_Section):
 class WebSettings(_Section):
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = "change-me"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    access_log: bool = False
+    event_flush_seconds: float = Field(0.5, gt=0, le=60)
+    event_batch: int = Field(500, ge=1, le=100_000)
+    event_max_pending: int = Field(200_000, ge=1_000)
+    machine_seconds: float = Field(10.0, ge=0, le=3600)
+    subscribe_rate: int = Field(5, ge=1, le=10_000)
+    subscribe_window_seconds: float = Field(3600.0, gt=0)
+    form_max_age_hours: float = Field(24.0, gt=0, le=24 * 30)
+    max_body_bytes: int = Field(65_536, ge=1_024, le=10_000_000)
+    consent_version: str = Field("1", min_length=1, max_length=32)
 
     @field_validator("base_url")
     @classmethod
@@ -118,6 +137,37 @@ class IngestSettings(_Section):
     user_agent: str = Field("digest-engine/0.1 (+https://news.example.org)", min_length=1)
 
 
+class SchedulerSettings(_Section):
+    """When `digest scheduler` runs each job, and how late a missed digest may still go out."""
+
+    ingest_minutes: float = Field(10.0, gt=0, le=1440)
+    dispatch_minutes: float = Field(5.0, gt=0, le=1440)
+    retry_minutes: float = Field(2.0, gt=0, le=1440)
+    lateness_hours: float = Field(6.0, gt=0, le=24)
+    retention_days: int = Field(180, ge=1, le=36_500)
+    housekeeping_hour: int = Field(4, ge=0, le=23)
+    timezone: str = "Asia/Riyadh"
+    leader_poll_seconds: float = Field(15.0, gt=0, le=3600)
+
+    @field_validator("lateness_hours")
+    @classmethod
+    def _longer_than_a_tick(cls, value: float, info: ValidationInfo) -> float:
+        # Shorter than one dispatch interval, every digest would be skipped as late.
+        tick = info.data.get("dispatch_minutes")
+        if tick is not None and value * 60 < tick:
+            raise ValueError(f"must be at least one dispatch interval ({tick:g} minutes)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA timezone {value!r}") from None
+        return value
+
+
 class Settings(BaseSettings):
     """Every setting of the engine; built once by `load_settings` and passed down."""
 
@@ -134,6 +184,7 @@ class Settings(BaseSettings):
     digest: DigestSettings = DigestSettings()
     ingest: IngestSettings = IngestSettings()
     render: RenderSettings = RenderSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
 
     def check_secrets(self) -> None:
         """Refuse placeholder secrets outside development, naming the variable to set."""

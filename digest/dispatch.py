@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
@@ -67,6 +67,7 @@ class DispatchReport:
     permanent: int = 0
     skipped_unsubscribed: int = 0
     segments: int = 0
+    late: int = 0  # past the scheduler's lateness limit: skipped for that day
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -108,9 +109,18 @@ class Dispatcher:
         self._topics: dict[int, TopicView] = {}
 
     async def run(
-        self, *, now: datetime | None = None, day: date | None = None, limit: int | None = None
+        self,
+        *,
+        now: datetime | None = None,
+        day: date | None = None,
+        limit: int | None = None,
+        max_lateness: timedelta | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> DispatchReport:
-        """Plan what is due at `now` (default: the clock), then send it and due retries."""
+        """Plan what is due at `now` (default: the clock), then send it and due retries.
+
+        `max_lateness`: see `select_due`; `stop`: checked before each batch is claimed.
+        """
         now = self.clock() if now is None else now
         report = DispatchReport()
         with self.engine.connect() as connection:
@@ -120,6 +130,7 @@ class Dispatcher:
                 now=now,
                 max_articles=self.options.max_articles,
                 day=day,
+                max_lateness=max_lateness,
             )
         planned = plan(self.engine, selection, now)
         report.due = selection.due
@@ -127,7 +138,17 @@ class Dispatcher:
         report.skipped_empty = planned.skipped_empty
         report.already_planned = planned.already_planned
         report.segments = len(selection.segments)
-        await self.send_claimed(report, now=now, day=day, limit=limit)
+        report.late = planned.skipped_late
+        if selection.late:
+            logger.warning(
+                "list %s: %d digest(s) skipped, more than %s after their hour: %s",
+                self.mailing_list.slug,
+                len(selection.late),
+                max_lateness,
+                ", ".join(f"{d.email} ({d.local_date})" for d in selection.late[:10])
+                + (f" and {len(selection.late) - 10} more" if len(selection.late) > 10 else ""),
+            )
+        await self.send_claimed(report, now=now, day=day, limit=limit, stop=stop)
         self._close_editions()
         return report
 
@@ -138,10 +159,11 @@ class Dispatcher:
         now: datetime,
         day: date | None = None,
         limit: int | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
-        """Claim and send batches until nothing sendable is left (or `limit` is reached)."""
+        """Claim and send batches until nothing sendable is left (or `limit`, or `stop()`)."""
         done = 0
-        while limit is None or done < limit:
+        while (limit is None or done < limit) and not (stop is not None and stop()):
             size = (
                 self.options.batch_size
                 if limit is None
@@ -178,7 +200,8 @@ class Dispatcher:
                 item = queue.get_nowait()
                 await self._send_one(item, report)
 
-        await asyncio.gather(*(worker() for _ in range(max(1, self.options.concurrency))))
+        with self.recorder.connected():  # one connection per batch, still a commit per outcome
+            await asyncio.gather(*(worker() for _ in range(max(1, self.options.concurrency))))
 
     async def _send_one(self, item: Claimed, report: DispatchReport) -> None:
         try:

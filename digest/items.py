@@ -116,12 +116,59 @@ def parse_document(
     """Every item of an RSS, Atom or JSON Feed document; FeedError if it is none of these."""
     if not content.strip():
         raise FeedError("the response is empty")
-    if "json" in (content_type or "").lower() or content.lstrip()[:1] == b"{":
+    if is_json(content, content_type):
         title, raws = _parse_json_feed(content, location)
     else:
-        title, raws = _parse_xml_feed(content, content_type, location)
+        title, raws = _parse_xml_feed(content, xml_content_type(content, content_type), location)
+    return _finish_all(title, raws, now)
+
+
+@dataclass
+class XmlPart:
+    """A part of a big RSS/Atom document, parsed (see `parse_xml_part`)."""
+
+    parsed: ParsedFeed
+    entries: int  # the items feedparser found in the part
+    encoding: str  # what feedparser decoded the part as
+    encoding_guessed: bool  # the encoding it was told did not decode the part: another did
+
+
+def parse_xml_part(
+    content: bytes, *, declared: str, location: str, now: datetime, first_number: int
+) -> XmlPart:
+    """One RSS/Atom document made of some whole items of a bigger one (see `digest.parsing`),
+    read as `parse_document` reads a document, its items numbered from `first_number`.
+    `declared`: the big document's `xml_content_type`."""
+    found: dict[str, Any] = {}
+    title, raws = _parse_xml_feed(content, declared, location, found)
+    problem = found.get("bozo_exception")
+    guessed = isinstance(
+        problem, feedparser.CharacterEncodingOverride | feedparser.CharacterEncodingUnknown
+    )
+    return XmlPart(
+        _finish_all(title, raws, now, first_number),
+        len(raws),
+        str(found.get("encoding") or ""),
+        guessed,
+    )
+
+
+def is_json(content: bytes, content_type: str | None) -> bool:
+    return "json" in (content_type or "").lower() or content.lstrip()[:1] == b"{"
+
+
+def xml_content_type(content: bytes, content_type: str | None) -> str:
+    """The content type feedparser is told: the server's, with the legacy charset when the
+    bytes need it (undeclared or wrongly declared as UTF-8)."""
+    declared = content_type or "application/xml"
+    if _needs_legacy_encoding(content, declared):
+        declared = f"{declared.split(';')[0]}; charset={LEGACY_ENCODING}"
+    return declared
+
+
+def _finish_all(title: str, raws: list[_RawItem], now: datetime, first: int = 1) -> ParsedFeed:
     parsed = ParsedFeed(title=plain_text(title)[:500])
-    for number, raw in enumerate(raws, start=1):
+    for number, raw in enumerate(raws, start=first):
         item = _finish(raw, now)
         if isinstance(item, Skipped):
             parsed.skipped.append(Skipped(item.ref or f"item #{number}", item.reason))
@@ -131,11 +178,8 @@ def parse_document(
 
 
 def _parse_xml_feed(
-    content: bytes, content_type: str | None, location: str
+    content: bytes, declared: str, location: str, found: dict[str, Any] | None = None
 ) -> tuple[str, list[_RawItem]]:
-    declared = content_type or "application/xml"
-    if _needs_legacy_encoding(content, declared):
-        declared = f"{declared.split(';')[0]}; charset={LEGACY_ENCODING}"
     parsed = feedparser.parse(
         io.BytesIO(content),
         response_headers={"content-type": declared},
@@ -149,6 +193,8 @@ def _parse_xml_feed(
         raise FeedError(f"not a feed (RSS, Atom or JSON Feed): {problem or 'no feed element'}")
     if isinstance(problem, xml.sax.SAXException):
         raise FeedError(f"malformed XML: {problem}")
+    if found is not None:
+        found.update(encoding=parsed.get("encoding"), bozo_exception=problem)
     channel = parsed.get("feed", {})
     base = channel.get("link") or location
     language = channel.get("language")
@@ -170,37 +216,44 @@ def _needs_legacy_encoding(content: bytes, content_type: str) -> bool:
 
 
 def _from_entry(entry: Any, base: str, feed_language: str | None) -> _RawItem:
-    link = entry.get("feedburner_origlink") or entry.get("link")
-    contents = [c for c in entry.get("content", []) if c.get("value")]
-    html_contents = [c for c in contents if c.get("type", "") in _HTML_TYPES]
+    # FeedParserDict.get maps aliases (and raises inside for a missing key): the keys read
+    # with `_get` have no alias nor special case there, so a plain dict lookup gives the same
+    # value, several times faster. "enclosures" and "updated_parsed" are special: its get.
+    link = _get(entry, "feedburner_origlink") or _get(entry, "link")
+    contents = [c for c in _get(entry, "content", []) if _get(c, "value")]
+    html_contents = [c for c in contents if _get(c, "type", "") in _HTML_TYPES]
     content_html = _as_html((html_contents or contents or [{}])[0])
-    summary_html = _as_html(entry.get("summary_detail") or {})
+    summary_html = _as_html(_get(entry, "summary_detail") or {})
     if summary_html == content_html:
         summary_html = ""  # feedparser copies content into summary: the feed gave no summary
-    images = [m.get("url", "") for m in entry.get("media_content", []) if _is_image(m)]
-    images += [m.get("url", "") for m in entry.get("media_thumbnail", [])]
+    images = [m.get("url", "") for m in _get(entry, "media_content", []) if _is_image(m)]
+    images += [m.get("url", "") for m in _get(entry, "media_thumbnail", [])]
     images += [e.get("href", "") for e in entry.get("enclosures", []) if _is_image(e)]
-    detail = entry.get("title_detail") or {}
-    author_detail = entry.get("author_detail") or {}
+    detail = _get(entry, "title_detail") or {}
+    author_detail = _get(entry, "author_detail") or {}
+    published = _get(entry, "published_parsed") or entry.get("updated_parsed")
     return _RawItem(
-        guid=(entry.get("id") or "").strip() or None,
+        guid=(_get(entry, "id") or "").strip() or None,
         link=absolute_url(link or "", base),
-        title=entry.get("title", ""),
-        title_is_html=True if detail.get("type", "") in _HTML_TYPES else None,
+        title=_get(entry, "title", ""),
+        title_is_html=True if _get(detail, "type", "") in _HTML_TYPES else None,
         summary_html=summary_html,
         content_html=content_html,
         images=[absolute_url(i, link or base) or "" for i in images],
-        author=author_detail.get("name") or entry.get("author", ""),
-        published=_struct_date(entry.get("published_parsed") or entry.get("updated_parsed")),
-        categories=[t.get("term") or t.get("label") or "" for t in entry.get("tags", [])],
-        language=detail.get("language") or feed_language,
+        author=_get(author_detail, "name") or _get(entry, "author", ""),
+        published=_struct_date(published),
+        categories=[_get(t, "term") or _get(t, "label") or "" for t in _get(entry, "tags", [])],
+        language=_get(detail, "language") or feed_language,
     )
+
+
+_get = dict.get
 
 
 def _as_html(detail: Any) -> str:
     """A feedparser text construct as HTML (plain text escaped, paragraphs kept)."""
-    value = detail.get("value", "")
-    if not value or detail.get("type", "text/html") in _HTML_TYPES:
+    value = _get(detail, "value", "")
+    if not value or _get(detail, "type", "text/html") in _HTML_TYPES:
         return str(value)
     return _paragraphs(str(value))
 

@@ -174,3 +174,41 @@ class Link(SQLModel, table=True):
     hash: str = Field(primary_key=True, max_length=32)
     url: str = Field(max_length=2048)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class EventKind(StrEnum):
+    OPEN = "open"
+    CLICK = "click"
+    UNSUBSCRIBE = "unsubscribe"
+    COMPLAINT = "complaint"
+    CONFIRM = "confirm"
+
+
+class Event(SQLModel, table=True):
+    """Something a subscriber (or a machine on their behalf) did: open, click, unsubscribe …
+
+    `machine` flags proxies and scanners (`machine_reason` says which) so that they are
+    counted apart from people. Rows are pruned by `at` after the retention period.
+    """
+
+    __table_args__ = (Index("ix_event_delivery_kind", "delivery_id", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    delivery_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("delivery.id", ondelete="CASCADE"), nullable=True),
+    )
+    subscriber_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=True, index=True
+        ),
+    )
+    list_id: int | None = None
+    link_hash: str | None = Field(default=None, max_length=32)
+    machine: bool = False
+    machine_reason: str = Field(default="", max_length=32)
+    user_agent: str = Field(default="", max_length=300)
+    ip: str | None = Field(default=None, max_length=64)
+    at: datetime = Field(default_factory=utcnow, index=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -77,6 +77,9 @@ class Selection:
     list_slug: str
     segments: list[PlannedSegment]
     empty: list[Due]  # due, but nothing new: no email, the window still advances
+    # Owed, but further past its hour than the lateness limit (the scheduler was down): the
+    # day is skipped; the window does not advance (window_end == window_start).
+    late: list[Due] = field(default_factory=list)
 
     @property
     def due(self) -> int:
@@ -102,10 +105,13 @@ def local_due_date(now: datetime, timezone: str, hour: int, day: date | None = N
 
     `day` asks for one date's edition (catching up); otherwise the subscriber's local today.
     """
-    zone = _zone(timezone)
-    local_day = day or now.astimezone(zone).date()
-    due_at = datetime.combine(local_day, time(hour), tzinfo=zone)
-    return local_day if due_at <= now else None
+    local_day = day or now.astimezone(_zone(timezone)).date()
+    return local_day if due_moment(local_day, timezone, hour) <= now else None
+
+
+def due_moment(day: date, timezone: str, hour: int) -> datetime:
+    """When `day`'s digest falls due: `hour`:00 local time (in a DST gap: standard time)."""
+    return datetime.combine(day, time(hour), tzinfo=_zone(timezone))
 
 
 def select_due(
@@ -115,8 +121,16 @@ def select_due(
     now: datetime,
     max_articles: int,
     day: date | None = None,
+    max_lateness: timedelta | None = None,
 ) -> Selection:
-    """Everything `digest send` needs to plan the list's digests due at `now`."""
+    """Everything `digest send` needs to plan the list's digests due at `now`.
+
+    With `max_lateness` (the scheduler catching up after downtime), a subscriber's latest
+    owed digest is today's once their hour has come, else yesterday's if they have had one
+    before (downtime over their local midnight); it is due while at most `max_lateness` has
+    passed since its hour, and past that it goes to `Selection.late` (a first digest just
+    waits for the next hour instead).
+    """
     assert mailing_list.id is not None
     list_id = mailing_list.id
     topics = _topics(connection)
@@ -125,21 +139,34 @@ def select_due(
     last = _last_deliveries(connection, list_id)
     span = first_window(mailing_list.cadence)
     due: list[Due] = []
+    late: list[Due] = []
     for sid, subscriber_id, email, name, locale, zone, send_hour in _active(connection, list_id):
         hour = mailing_list.default_hour if send_hour is None else send_hour
         local_day = local_due_date(now, zone, hour, day)
+        cutoff, last_day = last.get(subscriber_id, (None, None))
+        if local_day is None and max_lateness is not None and day is None and last_day is not None:
+            yesterday = now.astimezone(_zone(zone)).date() - timedelta(days=1)
+            local_day = local_due_date(now, zone, hour, yesterday)
         if local_day is None:
             continue
-        cutoff, last_day = last.get(subscriber_id, (None, None))
         if last_day is not None and (
             last_day >= local_day
-            or (mailing_list.cadence == Cadence.WEEKLY and last_day > local_day - timedelta(6))
+            or (mailing_list.cadence == Cadence.WEEKLY and last_day > local_day - timedelta(7))
         ):
             continue
         start = cutoff if cutoff is not None else now - span
         topic_ids = tuple(t for t in chosen.get(sid, ()) if t in set(offered)) or offered
-        due.append(Due(sid, subscriber_id, email, name, locale, topic_ids, local_day, start, now))
-    return segments_for(connection, mailing_list, due, max_articles=max_articles, topics=topics)
+        item = Due(sid, subscriber_id, email, name, locale, topic_ids, local_day, start, now)
+        if max_lateness is not None and _past(now, due_moment(local_day, zone, hour), max_lateness):
+            if last_day is not None:
+                late.append(replace(item, window_end=start))
+            continue
+        due.append(item)
+    selection = segments_for(
+        connection, mailing_list, due, max_articles=max_articles, topics=topics
+    )
+    selection.late = late
+    return selection
 
 
 def segments_for(
@@ -401,6 +428,11 @@ def _already_sent(
         if overlap:
             sent[subscriber_id] |= overlap
     return sent
+
+
+def _past(now: datetime, moment: datetime, limit: timedelta) -> bool:
+    """More than `limit` of real time separates `moment` from `now` (whatever their zones)."""
+    return now.timestamp() - moment.timestamp() > limit.total_seconds()
 
 
 def _aware(moment: datetime | None) -> datetime | None:

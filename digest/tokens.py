@@ -7,12 +7,14 @@ with one generic message, the same as for an unknown subscriber.
 
 from __future__ import annotations
 
+import hmac
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from itsdangerous import BadSignature
 from itsdangerous import Signer as HmacSigner
+from itsdangerous.encoding import base64_encode
 
 from digest.errors import DigestError
 
@@ -41,11 +43,14 @@ class Signer:
     """Makes and checks tokens with the web secret key: `ids-joined-by-dash.signature`.
 
     itsdangerous' Signer (HMAC-SHA1, key derived per purpose) over a compact payload: ~5 µs a
-    token, where its JSON serializer costs ~110 µs — too slow for 100,000 messages.
+    token, where its JSON serializer costs ~110 µs — too slow for 100,000 messages. `dumps`
+    makes the same bytes as `HmacSigner.sign` from a keyed HMAC copied per token: `sign`
+    derives the key again (a SHA-1) and keys a new HMAC every time, 5 tokens per message.
     """
 
     secret_key: str
     _signers: dict[Purpose, HmacSigner] = field(default_factory=dict, compare=False, repr=False)
+    _macs: dict[Purpose, hmac.HMAC] = field(default_factory=dict, compare=False, repr=False)
 
     def _signer(self, purpose: Purpose) -> HmacSigner:
         signer = self._signers.get(purpose)
@@ -54,9 +59,19 @@ class Signer:
             self._signers[purpose] = signer
         return signer
 
+    def _mac(self, purpose: Purpose) -> hmac.HMAC:
+        mac = self._macs.get(purpose)
+        if mac is None:
+            signer = self._signer(purpose)
+            mac = hmac.new(signer.derive_key(), digestmod=signer.digest_method)
+            self._macs[purpose] = mac
+        return mac
+
     def dumps(self, purpose: Purpose, *ids: int) -> str:
-        payload = "-".join(str(i) for i in ids)
-        return self._signer(purpose).sign(payload).decode("ascii")
+        payload = "-".join(str(i) for i in ids).encode("ascii")
+        mac = self._mac(purpose).copy()
+        mac.update(payload)
+        return (payload + b"." + base64_encode(mac.digest())).decode("ascii")
 
     def loads(self, purpose: Purpose, token: str) -> tuple[int, ...]:
         try:

@@ -8,7 +8,21 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from digest.cli import articles, db, demo, feeds, ingest, lists, preview, send, subscribers, topics
+from digest.cli import (
+    articles,
+    db,
+    demo,
+    feeds,
+    ingest,
+    lists,
+    preview,
+    scheduler,
+    send,
+    serve,
+    stats,
+    subscribers,
+    topics,
+)
 from digest.cli.context import AppContext, fail
 from digest.config import load_settings, parse_override
 from digest.errors import DigestError
@@ -74,6 +88,9 @@ app.command("preview")(preview.run)
 app.command("send")(send.run)
 app.command("send-test")(send.test)
 app.command("demo")(demo.run)
+app.command("scheduler")(scheduler.run)
+app.command("stats")(stats.run)
+app.command("serve")(serve.run)
 
 
 def main() -> None:

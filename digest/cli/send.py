@@ -13,10 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from digest.cli.context import AppContext, app_context, print_json, print_table
 from digest.clock import utcnow
 from digest.db import session_scope
-from digest.dispatch import Dispatcher, DispatchOptions, DispatchReport
+from digest.dispatch import DispatchOptions, DispatchReport
 from digest.errors import InvalidInput
-from digest.locks import exclusive
-from digest.outbox import release_orphans
+from digest.jobs import send_list
 from digest.send import FileSender, Sender
 from digest.sendtest import send_test
 from digest.smtp import SmtpSender
@@ -33,6 +32,7 @@ LABELS = {
     "permanent": "permanent failure",
     "skipped_unsubscribed": "skipped (left or suppressed)",
     "segments": "segments compiled",
+    "late": "skipped (past the lateness limit)",
 }
 
 
@@ -111,30 +111,28 @@ async def _dispatch(
     limit: int | None,
     to_dir: Path | None,
 ) -> DispatchReport:
-    engine = context.engine
-    with exclusive(engine, f"send-{mailing_list.slug}"):
-        release_orphans(engine, mailing_list.id)
-        async with make_sender(context, to_dir) as sender:
-            with Progress(
-                TextColumn("sending"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=context.console,
-                disable=not context.console.is_terminal,
-                transient=True,
-            ) as progress:
-                task = progress.add_task("send", total=None)
-                dispatcher = Dispatcher(
-                    engine,
-                    mailing_list,
-                    sender,
-                    options,
-                    progress=lambda done, total: progress.update(
-                        task, completed=done, total=max(total, done)
-                    ),
-                )
-                return await dispatcher.run(now=now, day=day, limit=limit)
+    with Progress(
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=context.console,
+        disable=not context.console.is_terminal,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("send", total=None)
+        return await send_list(
+            context.engine,
+            mailing_list,
+            make_sender(context, to_dir),
+            options,
+            now=now,
+            day=day,
+            limit=limit,
+            progress=lambda done, total: progress.update(
+                task, completed=done, total=max(total, done)
+            ),
+        )
 
 
 def test(

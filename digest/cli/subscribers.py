@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,8 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from digest import topics
 from digest.cli.context import app_context, print_json
+from digest.confirmations import mail_confirmation
 from digest.db import session_scope
 from digest.errors import InvalidInput
+from digest.smtp import SmtpSender
 from subscribers import exports, imports, lists, people
 from subscribers.models import SubscriptionStatus
 
@@ -65,6 +68,22 @@ def add(
             confirmed=confirmed,
         )
     typer.echo(f"{email} on {list_slug}: {subscription.status}")
+    if subscription.status == SubscriptionStatus.UNCONFIRMED:  # double opt-in: mail the link
+        outcome = asyncio.run(
+            mail_confirmation(
+                context.engine,
+                context.settings,
+                SmtpSender(context.settings.smtp),
+                subscriber_id=subscription.subscriber_id,
+                list_id=subscription.list_id,
+            )
+        )
+        if outcome.status != "sent":
+            raise InvalidInput(
+                f"the confirmation email to {email} was refused ({outcome.code} "
+                f"{outcome.message}): run the same command again to resend it"
+            )
+        typer.echo(f"confirmation email sent to {email}")
 
 
 @app.command("import")

@@ -234,3 +234,42 @@ def test_an_address_that_cannot_be_sent_fails_alone(
     failed = [d for d in session.exec(select(Delivery)) if d.status == "failed_permanent"]
     assert len(failed) == 1 and "not a plain ASCII email address" in failed[0].smtp_message
     assert session.exec(select(Suppression)).all() == []  # our limit, not a bounce
+
+
+def test_dispatchers_racing_without_any_lock_send_each_digest_once(
+    engine: Engine, session: Session, settings: Settings
+) -> None:
+    # Scenario: three senders on one list at once, none holding the list lock (as if two
+    # schedulers both thought they led): planning is unique per (edition, subscriber) and
+    # claiming is a compare-and-set, so nobody gets two messages.
+    import threading
+
+    from digest.db import make_engine
+
+    world = make_world(session)
+    for i in range(120):
+        add_reader(session, world, f"r{i}@example.org", ["politics"])
+    add_article(session, world, "خبر", ["politics"], NOW - timedelta(hours=1))
+    reports: list[DispatchReport] = []
+
+    with SmtpSink() as sink:
+
+        def one_sender() -> None:
+            own = make_engine(settings.database.url)  # a process of its own, as it were
+            try:
+                reports.append(_send(own, world, settings, sink.port, batch_size=20))
+            finally:
+                own.dispose()
+
+        threads = [threading.Thread(target=one_sender) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        counts = Counter(sink.recipients())
+    assert len(reports) == 3
+    assert set(counts) == {f"r{i}@example.org" for i in range(120)}
+    assert max(counts.values()) == 1
+    assert sum(r.sent for r in reports) == 120
+    session.expire_all()
+    assert {d.status for d in session.exec(select(Delivery))} == {"sent"}

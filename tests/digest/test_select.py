@@ -161,3 +161,99 @@ def test_unsubscribed_and_suppressed_are_not_due(engine: Engine, session: Sessio
     suppress(session, "bounced@example.org", "hard_bounce")
     session.commit()
     assert _emails(_select(engine, world, NOV + timedelta(hours=5))) == {"stay@example.org"}
+
+
+def _late_select(engine: Engine, world, now: datetime, hours: float = 6):  # type: ignore[no-untyped-def]
+    with engine.connect() as connection:
+        return select_due(
+            connection,
+            world.daily,
+            now=now,
+            max_articles=20,
+            max_lateness=timedelta(hours=hours),
+        )
+
+
+def test_past_the_lateness_limit_a_day_is_skipped_a_first_digest_waits(
+    engine: Engine, session: Session
+) -> None:
+    # Scenario: the scheduler comes back at 15:00 Riyadh (12:00 UTC) after a night down.
+    world = make_world(session)
+    for hour in (3, 8, 11):
+        add_reader(session, world, f"h{hour}@example.org", ["politics"], hour=hour)
+    add_article(session, world, "خبر", ["politics"], NOV - timedelta(hours=3))
+    yesterday = NOV - timedelta(days=1) + timedelta(hours=9)
+    plan(engine, _select(engine, world, yesterday), yesterday)  # they all had the 28th
+    add_reader(session, world, "new@example.org", ["politics"], hour=3)
+    night = NOV - timedelta(hours=1)  # 02:00 on the 29th in Riyadh: nobody's hour yet
+    assert _late_select(engine, world, night).due == 0
+    back = NOV + timedelta(hours=12)
+    selection = _late_select(engine, world, back)
+    # 11:00 was 4 h ago and 08:00 was 7 h ago: only the first is within 6 hours.
+    assert _emails(selection) == {"h11@example.org"}
+    assert {d.email: d.local_date for d in selection.late} == {
+        "h3@example.org": date(2026, 11, 29),
+        "h8@example.org": date(2026, 11, 29),
+    }
+    assert all(d.window_end == d.window_start for d in selection.late)  # nothing consumed
+    # A wider limit sends them all; without a limit (`digest send`) nobody is late.
+    assert _emails(_late_select(engine, world, back, hours=13)) == {
+        "h3@example.org",
+        "h8@example.org",
+        "h11@example.org",
+        "new@example.org",
+    }
+    assert _select(engine, world, back).late == []
+
+
+def test_downtime_over_midnight_still_sends_yesterday_within_the_limit(
+    engine: Engine, session: Session
+) -> None:
+    world = make_world(session)
+    add_reader(session, world, "night@example.org", ["politics"], hour=23)
+    add_article(session, world, "خبر", ["politics"], NOV - timedelta(days=2))
+    first = NOV - timedelta(days=2) + timedelta(hours=20)  # 23:00 on the 27th in Riyadh
+    plan(engine, _late_select(engine, world, first), first)
+    add_article(session, world, "خبر ليلي", ["politics"], NOV - timedelta(hours=6))
+    # Down from 22:30 on the 28th to 00:30 on the 29th (Riyadh): the 28th is still owed.
+    back = NOV - timedelta(hours=2, minutes=30)
+    selection = _late_select(engine, world, back)
+    assert [(d.email, d.local_date) for s in selection.segments for d in s.recipients] == [
+        ("night@example.org", date(2026, 11, 28))
+    ]
+    plan(engine, selection, back)
+    assert _late_select(engine, world, back + timedelta(minutes=5)).due == 0
+    # Past the limit, yesterday is skipped and recorded, not sent.
+    later = back + timedelta(days=1, hours=5)  # 05:30 on the 30th, 6.5 h after 23:00
+    assert [d.local_date for d in _late_select(engine, world, later).late] == [date(2026, 11, 29)]
+
+
+def test_lateness_counts_real_hours_across_the_spring_dst_jump(
+    engine: Engine, session: Session
+) -> None:
+    # 8 March 2026 in New York: 01:00 EST is 06:00 UTC; at 12:00 UTC (08:00 EDT) six real
+    # hours have passed, though the wall clock moved seven.
+    world = make_world(session)
+    add_reader(session, world, "ny@example.org", ["politics"], timezone="America/New_York", hour=1)
+    march = datetime(2026, 3, 7, 12, tzinfo=UTC)
+    add_article(session, world, "خبر", ["politics"], march - timedelta(hours=1))
+    plan(engine, _late_select(engine, world, march), march)  # the 7th, to have a history
+    jump = datetime(2026, 3, 8, 12, tzinfo=UTC)
+    assert _emails(_late_select(engine, world, jump)) == {"ny@example.org"}
+    late = _late_select(engine, world, jump + timedelta(minutes=1))
+    assert [d.local_date for d in late.late] == [date(2026, 3, 8)]
+
+
+def test_weekly_lists_send_every_seven_days(engine: Engine, session: Session) -> None:
+    world = make_world(session, cadence="weekly")
+    add_reader(session, world, "w@example.org", ["politics"])
+    start = NOV + timedelta(hours=5)
+    plan(engine, _select(engine, world, start), start)
+    due_days = []
+    for days in range(1, 15):
+        moment = start + timedelta(days=days)
+        selection = _select(engine, world, moment)
+        if selection.due:
+            due_days.append(days)
+            plan(engine, selection, moment)
+    assert due_days == [7, 14]

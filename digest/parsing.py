@@ -1,0 +1,386 @@
+"""Big RSS/Atom documents parsed by feedparser in worker processes, whole items per chunk.
+
+feedparser is pure Python (~2,000 items/s on one core): most of the time of ingesting a big
+feed. A big document is cut, after one pass of a real XML tokenizer (expat) over it, into
+chunks of whole items, each a valid feed document of its own: the bytes before the first item
+(XML declaration, root and channel/feed elements with their namespaces and channel fields),
+some items as written, then the bytes after the last item (the closing tags). The chunks are
+parsed in a process pool, and handed back in order, so the caller stores the first chunks
+while the workers parse the next ones.
+
+Anything unusual keeps the single parse of the whole document (`parse_document`), the only
+path for small documents: a document expat cannot read (the single parse then gives today's
+error), a DOCTYPE, items that are not all siblings at the usual place (RSS 2.0
+`rss/channel/item`, RSS 1.0 `rdf:RDF/item`, Atom `feed/entry`), anything but whitespace
+between items, an `item`/`entry` element anywhere else, bytes that are not UTF-8 (or ASCII)
+at the cut points. A chunk whose parse disagrees (an error, another item count, an encoding
+other than the one declared) raises `SplitFailed` so the caller parses the whole document
+once instead: the split changes the speed, never what is read.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Generator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+from xml.parsers import expat
+
+from digest.items import (
+    ParsedFeed,
+    XmlPart,
+    is_json,
+    parse_document,
+    parse_xml_part,
+    xml_content_type,
+)
+
+# Documents smaller than this are parsed at once: starting workers and the tokenizer pass
+# cost more than they save below ~500 items of a usual feed.
+PARALLEL_MIN_BYTES = 512 * 1024
+# Chunk size: small enough that storing a chunk overlaps with parsing the next ones and the
+# last chunk (stored after all parsing) is short; big enough that the header parsed again in
+# every chunk and the hand-over cost little.
+CHUNK_BYTES = 192 * 1024
+MAX_CHUNKS = 256
+MAX_WORKERS = 8
+
+_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+_RSS1 = ("http://purl.org/rss/1.0/", "http://my.netscape.com/rdf/simple/0.9/")
+_ATOM = ("http://www.w3.org/2005/Atom", "http://purl.org/atom/ns#")
+_ITEM_NAMES = frozenset({"item", "entry"})
+_WHITESPACE = b" \t\r\n"
+_TAG_ENDS = (b">", b" ", b"\t", b"\r", b"\n")
+
+
+class SplitFailed(Exception):
+    """A chunk of a split document did not parse as it would in the whole document: nothing
+    read from the chunks may be kept; parse the whole document with `parse_document`."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the items of a document are: `spans` (start, end) byte offsets, in order."""
+
+    header: bytes  # everything before the first item
+    footer: bytes  # everything after the last item
+    spans: list[tuple[int, int]]
+
+    def chunk(self, content: bytes, first: int, stop: int) -> bytes:
+        """A document with the items `first` to `stop - 1` (and what lies between them)."""
+        return self.header + content[self.spans[first][0] : self.spans[stop - 1][1]] + self.footer
+
+
+class _Unsplittable(Exception):
+    pass
+
+
+class _Scanner:
+    """One expat pass recording the byte spans of a feed's items (see the module doc)."""
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+        self.parser = expat.ParserCreate(namespace_separator=" ")
+        self.parser.namespace_prefixes = True
+        self.parser.StartElementHandler = self._start
+        self.parser.EndElementHandler = self._end
+        self.parser.StartDoctypeDeclHandler = self._doctype
+        self.depth = 0
+        self.item_depth = 0  # known from the root element
+        self.item_names: frozenset[tuple[str, str]] = frozenset()
+        self.parent: tuple[str, str] = ("", "")  # (namespace, name) of the items' parent
+        self.path: list[tuple[str, int]] = []  # the open elements above the items: (name, at)
+        self.parent_at = -1  # where the element holding the items starts
+        self.open_at = -1  # where the item being read starts, -1 outside items
+        self.spans: list[tuple[int, int]] = []
+
+    def scan(self) -> Layout | None:
+        try:
+            self.parser.Parse(self.content, True)
+        except (_Unsplittable, expat.ExpatError, ValueError, UnicodeError, LookupError):
+            return None
+        if not self.spans or self.depth != 0:
+            return None
+        return Layout(
+            header=self.content[: self.spans[0][0]],
+            footer=self.content[self.spans[-1][1] :],
+            spans=self.spans,
+        )
+
+    def _doctype(self, *_: Any) -> None:
+        raise _Unsplittable("a DOCTYPE (entities, Netscape RSS 0.91): read it whole")
+
+    # The handlers run for every element of the document: the common case is kept cheap.
+    def _start(self, name: str, _attributes: Any) -> None:
+        self.depth += 1
+        if "item" in name or "entry" in name or self.depth == 1:
+            self._start_slowly(name)
+        if self.depth < self.item_depth:
+            self.path.append((name, self.parser.CurrentByteIndex))
+
+    def _start_slowly(self, name: str) -> None:
+        uri, local, qname = _names(name)
+        if self.depth == 1:
+            self._root(uri, local)
+        if local in _ITEM_NAMES:
+            self._item_start(uri, local, qname, self.parser.CurrentByteIndex)
+
+    def _root(self, uri: str, local: str) -> None:
+        if (uri, local) == ("", "rss"):
+            self.item_depth, self.parent = 3, ("", "channel")
+            self.item_names = frozenset({("", "item")})
+        elif (uri, local) == (_RDF, "RDF"):
+            self.item_depth, self.parent = 2, (_RDF, "RDF")
+            self.item_names = frozenset((ns, "item") for ns in _RSS1)
+        elif uri in _ATOM and local == "feed":
+            self.item_depth, self.parent = 2, (uri, "feed")
+            self.item_names = frozenset({(uri, "entry")})
+        else:
+            raise _Unsplittable(f"unknown root element {local!r}")
+
+    def _item_start(self, uri: str, local: str, qname: str, at: int) -> None:
+        parent_name, parent_at = self.path[-1] if self.path else ("", -1)
+        if (
+            self.depth != self.item_depth
+            or (uri, local) not in self.item_names
+            or _names(parent_name)[:2] != self.parent
+            or self.open_at >= 0
+            or not self.content.startswith(b"<" + qname.encode(), at)
+        ):
+            # An item elsewhere, or another element among the items: feedparser would
+            # see something a chunk cannot show the same way.
+            raise _Unsplittable(f"unexpected <{qname}>")
+        if self.parent_at < 0:
+            self.parent_at = parent_at
+        elif parent_at != self.parent_at:
+            raise _Unsplittable("items in two different parents")
+        if self.spans and self.content[self.spans[-1][1] : at].strip(_WHITESPACE):
+            raise _Unsplittable("something other than whitespace between two items")
+        self.open_at = at
+
+    def _end(self, name: str) -> None:
+        if self.depth == self.item_depth and self.open_at >= 0:
+            self._item_end(name)
+        elif self.depth < self.item_depth:
+            self.path.pop()
+        self.depth -= 1
+
+    def _item_end(self, name: str) -> None:
+        qname = _names(name)[2]
+        at = self.parser.CurrentByteIndex
+        tag = b"</" + qname.encode()
+        after = self.content[at + len(tag) : at + len(tag) + 1]
+        # An empty-element tag (<item/>) reports its end after itself: read it whole.
+        if not self.content.startswith(tag, at) or after not in _TAG_ENDS:
+            raise _Unsplittable(f"<{qname}> does not end with an end tag")
+        self.spans.append((self.open_at, self.content.index(b">", at) + 1))
+        self.open_at = -1
+
+
+def _names(name: str) -> tuple[str, str, str]:
+    """(namespace URI, local name, name as written) of an expat name "uri local [prefix]"."""
+    parts = name.split(" ")
+    if len(parts) == 1:
+        return "", name, name
+    if len(parts) == 2:
+        return parts[0], parts[1], parts[1]
+    return parts[0], parts[1], f"{parts[2]}:{parts[1]}"
+
+
+def find_items(content: bytes) -> Layout | None:
+    """The items of an RSS/Atom document and what surrounds them; None when the document
+    cannot be split safely (the caller then parses it whole)."""
+    if content.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00", b"\x4c\x6f\xa7\x94")):
+        return None  # UTF-16/32, EBCDIC: the cut points are not ASCII bytes
+    return _Scanner(content).scan()
+
+
+def plan_chunks(layout: Layout, chunk_bytes: int, workers: int) -> list[tuple[int, int]]:
+    """Item index ranges [first, stop) of about `chunk_bytes` each, at least two per worker."""
+    spans = layout.spans
+    total = spans[-1][1] - spans[0][0]
+    count = max(2 * workers, -(-total // max(chunk_bytes, 1)))
+    count = min(count, MAX_CHUNKS, len(spans))
+    target = total / count
+    ranges: list[tuple[int, int]] = []
+    first = 0
+    origin = spans[0][0]
+    for index, (_start, end) in enumerate(spans):
+        if end - origin >= target * (len(ranges) + 1) and index + 1 < len(spans):
+            ranges.append((first, index + 1))
+            first = index + 1
+    ranges.append((first, len(spans)))
+    return [r for r in ranges if r[0] < r[1]]
+
+
+def default_workers() -> int:
+    """The CPUs this process may use (0 or 1: no pool), at most `MAX_WORKERS`."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    return min(usable, MAX_WORKERS)
+
+
+class ParseWorkers:
+    """A process pool for parsing big documents, started on first use and shut down on exit.
+
+    `count` workers (default: one per usable CPU); fewer than two means no pool. A pool that
+    cannot start or breaks (a worker killed) is not used again: documents are parsed whole.
+    """
+
+    def __init__(self, count: int | None = None) -> None:
+        self.count = default_workers() if count is None else count
+        self._pool: ProcessPoolExecutor | None = None
+        self._usable = self.count >= 2
+
+    def __enter__(self) -> ParseWorkers:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def executor(self) -> Executor | None:
+        if not self._usable:
+            return None
+        if self._pool is None:
+            try:
+                self._pool = ProcessPoolExecutor(
+                    self.count, mp_context=_context(), initializer=_quiet_worker
+                )
+            except (OSError, ValueError, NotImplementedError, ImportError):
+                self._usable = False  # e.g. no /dev/shm for its locks
+                return None
+        return self._pool
+
+    def broken(self) -> None:
+        """Stop using the pool (it failed): documents are parsed whole from now on."""
+        self._usable = False
+        self.close()
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """fork when safe (one thread: nothing can hold a lock the children inherit) — it starts
+    in milliseconds; else forkserver (a clean process, slower to start) where there is one."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["digest.parsing"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _quiet_worker() -> None:
+    # Ctrl-C is for the ingest process, which stops the pool; workers would print tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def parse_parts(
+    content: bytes,
+    *,
+    content_type: str | None,
+    location: str,
+    now: datetime,
+    workers: ParseWorkers | None,
+    min_bytes: int = PARALLEL_MIN_BYTES,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Generator[ParsedFeed, None, None]:
+    """The document's items as one or more `ParsedFeed` parts, in order (together: what
+    `parse_document` gives, the title in every part).
+
+    Small, JSON or unsplittable documents, or no `workers`: parsed here and now, FeedError
+    raised by this call. A big RSS/Atom document: chunks submitted to the workers now, parts
+    yielded as they are parsed; iterating raises `SplitFailed` if a chunk went wrong (parse
+    the document whole then; it raises the FeedError, if any). Close the generator (or use
+    it up) to cancel the chunks not yet parsed.
+    """
+    pool = workers.executor() if workers is not None and len(content) >= min_bytes else None
+    layout = None
+    if pool is not None and not is_json(content, content_type) and content.strip():
+        declared = xml_content_type(content, content_type)
+        if not _first_guess_fails(content, declared):
+            layout = find_items(content)
+    if pool is None or layout is None or workers is None:
+        return one_part(
+            parse_document(content, content_type=content_type, location=location, now=now)
+        )
+    ranges = plan_chunks(layout, chunk_bytes, workers.count)
+    try:
+        futures = [
+            pool.submit(
+                parse_xml_part,
+                layout.chunk(content, first, stop),
+                declared=declared,
+                location=location,
+                now=now,
+                first_number=first + 1,
+            )
+            for first, stop in ranges
+        ]
+    except (BrokenProcessPool, RuntimeError):
+        workers.broken()
+        return one_part(
+            parse_document(content, content_type=content_type, location=location, now=now)
+        )
+    return _collect(futures, ranges, workers)
+
+
+def one_part(parsed: ParsedFeed) -> Generator[ParsedFeed, None, None]:
+    """A document parsed whole, as the one part of `parse_parts`."""
+    yield parsed
+
+
+def _collect(
+    futures: Sequence[Future[XmlPart]], ranges: Sequence[tuple[int, int]], workers: ParseWorkers
+) -> Generator[ParsedFeed, None, None]:
+    try:
+        first: XmlPart | None = None
+        for future, (start, stop) in zip(futures, ranges, strict=True):
+            try:
+                part = future.result()
+            except BrokenProcessPool as exc:
+                workers.broken()
+                raise SplitFailed(f"a parsing worker stopped: {exc}") from None
+            except Exception as exc:  # a FeedError or a feedparser bug: the whole parse tells
+                raise SplitFailed(f"items {start + 1}-{stop}: {exc}") from None
+            first = first or part
+            if part.entries != stop - start:
+                raise SplitFailed(f"items {start + 1}-{stop}: feedparser found {part.entries}")
+            if part.encoding_guessed or part.encoding != first.encoding:
+                raise SplitFailed(f"items {start + 1}-{stop}: read as {part.encoding}")
+            if part.parsed.title != first.parsed.title:
+                raise SplitFailed(f"items {start + 1}-{stop}: another feed title")
+            yield part.parsed
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def _first_guess_fails(content: bytes, declared: str) -> bool:
+    """A shortcut for a case whose chunks would all be refused: a text/* type without charset
+    means ASCII to feedparser (RFC 3023), which non-ASCII bytes then contradict."""
+    kind, _, parameters = declared.partition(";")
+    return (
+        kind.strip().lower().startswith("text/")
+        and "charset" not in parameters.lower()
+        and not content.isascii()
+    )

@@ -1,0 +1,159 @@
+"""The subscriber web app: `create_app(settings, engine)`, and `serve` for `digest serve`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from digest.clock import utcnow
+from digest.config import Settings
+from digest.send import Sender
+from digest.smtp import SmtpSender
+from digest.web import confirm, preferences, subscribe, tracking, unsubscribe, view
+from digest.web.context import BadForm, WebContext
+from digest.web.events import EventWriter
+from digest.web.pages import Pages
+from digest.web.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+
+class BodyTooLarge(Exception):
+    """The request body is over `web.max_body_bytes`."""
+
+
+class BodyLimit:
+    """Refuses bodies over `limit` bytes, by Content-Length up front or while streaming."""
+
+    def __init__(self, app: ASGIApp, limit: int, too_large: Callable[[], Response]) -> None:
+        self.app = app
+        self.limit = limit
+        self.too_large = too_large
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                await self.too_large()(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge()
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    *,
+    sender_factory: Callable[[], Sender] | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> FastAPI:
+    """The app over an engine at the current schema; events are flushed when it stops."""
+    web_settings = settings.web
+    events = EventWriter(
+        engine,
+        flush_seconds=web_settings.event_flush_seconds,
+        batch=web_settings.event_batch,
+        max_pending=web_settings.event_max_pending,
+        machine_seconds=web_settings.machine_seconds,
+    )
+    pages = Pages(
+        publisher=settings.render.publisher_name,
+        publisher_en=settings.render.publisher_name_en,
+        default_locale=settings.digest.locale,
+        digits=settings.render.digits,
+    )
+    web = WebContext(
+        settings=settings,
+        engine=engine,
+        events=events,
+        pages=pages,
+        limiter=RateLimiter(web_settings.subscribe_rate, web_settings.subscribe_window_seconds),
+        sender_factory=sender_factory or (lambda: SmtpSender(settings.smtp)),
+        clock=clock,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await events.start()
+        try:
+            yield
+        finally:
+            await events.stop()  # SIGTERM: uvicorn stops serving, then every event is written
+
+    app = FastAPI(
+        title="digest",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.web = web
+    app.state.links = tracking.LinkCache(engine)
+    for module in (tracking, unsubscribe, preferences, confirm, view, subscribe):
+        app.include_router(module.router)
+    _problems(app, pages)
+    app.add_middleware(
+        BodyLimit, limit=web_settings.max_body_bytes, too_large=lambda: pages.problem("too_large")
+    )
+    app.add_middleware(tracking.PixelFastPath, web=web)  # outermost: the hottest path
+    return app
+
+
+def _problems(app: FastAPI, pages: Pages) -> None:
+    """Errors become a page in the default language with the right status, never a traceback."""
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, StarletteHTTPException) else 400
+        problem = {404: "not_found", 405: "method", 413: "too_large"}.get(status, "bad_request")
+        return pages.problem(problem)
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        return pages.problem("bad_request")
+
+    async def too_large(request: Request, exc: Exception) -> Response:
+        return pages.problem("too_large")
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.error("error serving %s: %s", request.url.path[:40].encode("unicode_escape"), exc)
+        return pages.problem("error")
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, bad_request)
+    app.add_exception_handler(BadForm, bad_request)
+    app.add_exception_handler(BodyTooLarge, too_large)
+    app.add_exception_handler(Exception, server_error)
+
+
+def serve(settings: Settings, engine: Engine, *, host: str, port: int) -> None:
+    """Run the app under uvicorn until SIGINT/SIGTERM (then flush events and stop)."""
+    import uvicorn
+
+    uvicorn.run(
+        create_app(settings, engine),
+        host=host,
+        port=port,
+        access_log=settings.web.access_log,
+        lifespan="on",
+        server_header=False,
+        log_level="info",
+    )

@@ -1,0 +1,130 @@
+"""What every route shares: settings, engine, signer, pages, the event writer; request helpers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import Engine
+from starlette.datastructures import FormData
+from starlette.formparsers import MultiPartException
+
+from digest.clock import utcnow
+from digest.config import Settings
+from digest.errors import DigestError
+from digest.render import Renderer, RenderOptions
+from digest.send import Sender
+from digest.tokens import BadToken, Purpose, Signer
+from digest.web.events import EventWriter
+from digest.web.pages import Pages
+from digest.web.ratelimit import RateLimiter
+
+USER_AGENT_CHARS = 300
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class FormExpired(DigestError):
+    """The form was shown too long ago (or its token is not ours): show it again."""
+
+
+class BadForm(DigestError):
+    """The request body is not a form we can read."""
+
+
+@dataclass
+class WebContext:
+    """Built once by `create_app`; routes reach it through the `Web` dependency."""
+
+    settings: Settings
+    engine: Engine
+    events: EventWriter
+    pages: Pages
+    limiter: RateLimiter
+    sender_factory: Callable[[], Sender]
+    clock: Callable[[], datetime] = utcnow
+    signer: Signer = field(init=False)
+    forms: FormTokens = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.signer = Signer(self.settings.web.secret_key)
+        self.forms = FormTokens(
+            self.settings.web.secret_key, self.settings.web.form_max_age_hours * 3600
+        )
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        """The email renderer (built on first use: only view-in-browser and confirmations)."""
+        return Renderer(RenderOptions.from_settings(self.settings))
+
+    def ids(self, purpose: Purpose, token: str) -> tuple[int, int]:
+        """(subscriber id, list id) from a signed token; BadToken for anything else."""
+        ids = self.signer.loads(purpose, token)
+        if len(ids) != 2:
+            raise BadToken()
+        return ids[0], ids[1]
+
+
+def get_web(request: Request) -> WebContext:
+    web: WebContext = request.app.state.web
+    return web
+
+
+Web = Annotated[WebContext, Depends(get_web)]
+
+
+class FormTokens:
+    """Signed per-page form tokens (CSRF): they name the form and the subscription, and age.
+
+    No cookie is needed: a POST must carry a token that only a page we rendered for that
+    same subscription could have given, less than `max_age` seconds ago.
+    """
+
+    def __init__(self, secret_key: str, max_age: float) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_key, salt="digest.csrf")
+        self.max_age = max_age
+
+    def make(self, form: str, subscriber_id: int, list_id: int) -> str:
+        return self._serializer.dumps([form, subscriber_id, list_id])
+
+    def check(self, token: str, form: str, subscriber_id: int, list_id: int) -> None:
+        try:
+            data = self._serializer.loads(token, max_age=int(self.max_age))
+        except SignatureExpired:
+            raise FormExpired("the form has expired") from None
+        except (BadSignature, UnicodeError, ValueError):
+            raise FormExpired("the form token is not valid") from None
+        if data != [form, subscriber_id, list_id]:
+            raise FormExpired("the form token belongs to another form")
+
+
+async def read_form(request: Request) -> FormData:
+    """The urlencoded or multipart body (no files, small fields); BadForm when unreadable."""
+    try:
+        return await request.form(max_files=0, max_fields=100, max_part_size=16_384)
+    except (HTTPException, MultiPartException, UnicodeError, ValueError, AssertionError):
+        raise BadForm("the request body is not a readable form") from None
+
+
+def field_value(form: FormData, name: str) -> str:
+    """One text field ("" when missing or a file)."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def user_agent(request: Request) -> str:
+    """The User-Agent, without control characters and cut to what is stored."""
+    return clean_agent(request.headers.get("user-agent", ""))
+
+
+def clean_agent(raw: str) -> str:
+    return _CONTROL.sub("", raw[: USER_AGENT_CHARS * 2])[:USER_AGENT_CHARS]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None

@@ -1,0 +1,90 @@
+"""Unsubscribe `/u/{token}`: GET shows a button and changes nothing; POST unsubscribes (RFC 8058).
+
+Mailbox providers POST `List-Unsubscribe=One-Click` (urlencoded or multipart, no cookie)
+to the URL of the List-Unsubscribe header; the page's own button POSTs the same body.
+Link scanners only GET, so they never unsubscribe anyone. The POST answers 200 (never a
+redirect), unsubscribes from that list only, and can be repeated harmlessly.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from digest.db import session_scope
+from digest.errors import NotFound
+from digest.models import EventKind
+from digest.tokens import BadToken, Purpose
+from digest.web.context import Web, WebContext, client_ip, field_value, read_form, user_agent
+from digest.web.events import PendingEvent
+from subscribers.consent import Membership, membership, withdraw
+
+router = APIRouter()
+ONE_CLICK = ("List-Unsubscribe", "One-Click")
+
+
+@router.get("/u/{token}", include_in_schema=False)
+async def unsubscribe_page(token: str, web: Web) -> Response:
+    try:
+        found = await run_in_threadpool(_find, web, token)
+    except (BadToken, NotFound):
+        return web.pages.problem("invalid_link")
+    return web.pages.render(
+        "unsubscribe",
+        found.subscriber.locale,
+        list_name=found.mailing_list.name,
+        done=found.subscription.status == "unsubscribed",
+        preferences_url=_preferences_url(web, found),
+    )
+
+
+@router.post("/u/{token}", include_in_schema=False)
+async def one_click(token: str, request: Request, web: Web) -> Response:
+    try:
+        subscriber_id, list_id = web.ids(Purpose.UNSUBSCRIBE, token)
+    except BadToken:
+        return web.pages.problem("invalid_link")
+    form = await read_form(request)
+    if field_value(form, ONE_CLICK[0]) != ONE_CLICK[1]:
+        return web.pages.problem("bad_request")
+    try:
+        found, changed = await run_in_threadpool(_withdraw, web, subscriber_id, list_id)
+    except NotFound:
+        return web.pages.problem("invalid_link")
+    if changed:
+        web.events.record(
+            PendingEvent(
+                EventKind.UNSUBSCRIBE,
+                web.clock(),
+                subscriber_id=subscriber_id,
+                list_id=list_id,
+                user_agent=user_agent(request),
+                ip=client_ip(request),
+            )
+        )
+    return web.pages.render(
+        "unsubscribed",
+        found.subscriber.locale,
+        list_name=found.mailing_list.name,
+        every_list=False,
+        preferences_url=_preferences_url(web, found),
+    )
+
+
+def _find(web: WebContext, token: str) -> Membership:
+    subscriber_id, list_id = web.ids(Purpose.UNSUBSCRIBE, token)
+    with session_scope(web.engine) as session:
+        return membership(session, subscriber_id, list_id)
+
+
+def _withdraw(web: WebContext, subscriber_id: int, list_id: int) -> tuple[Membership, list[int]]:
+    with session_scope(web.engine) as session:
+        changed = withdraw(session, subscriber_id=subscriber_id, list_id=list_id)
+        return membership(session, subscriber_id, list_id), changed
+
+
+def _preferences_url(web: WebContext, found: Membership) -> str:
+    token = web.signer.dumps(
+        Purpose.PREFERENCES, found.subscriber.id or 0, found.mailing_list.id or 0
+    )
+    return f"/p/{token}"
