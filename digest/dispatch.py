@@ -20,8 +20,10 @@ from digest.bulk import DriverSql
 from digest.clock import utcnow
 from digest.compiled import CompiledDigest
 from digest.config import Settings
+from digest.editions import editorial_around, load_controls
+from digest.editorial import EditionControls
 from digest.errors import InvalidInput
-from digest.mime import DkimSigner, MessageTemplate, make_message_id
+from digest.mime import DkimSigner, EncodedSlots, MessageTemplate, make_message_id
 from digest.models import DeliveryStatus, EditionStatus
 from digest.outbox import Claimed, Recorder, Result, claim, plan, requeue
 from digest.render import Recipient, Renderer, RenderOptions
@@ -68,6 +70,7 @@ class DispatchReport:
     skipped_unsubscribed: int = 0
     segments: int = 0
     late: int = 0  # past the scheduler's lateness limit: skipped for that day
+    waiting: int = 0  # due, but their edition is held or awaits an editor's approval
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -77,6 +80,8 @@ class DispatchReport:
 class _CompiledSegment:
     digest: CompiledDigest
     template: MessageTemplate
+    html: EncodedSlots  # the bodies already UTF-8 with CRLF: per message only the slots change
+    text: EncodedSlots
 
 
 class Dispatcher:
@@ -107,6 +112,7 @@ class Dispatcher:
         self._compiled: dict[tuple[object, ...], _CompiledSegment] = {}
         self._articles: dict[int, ArticleView] = {}
         self._topics: dict[int, TopicView] = {}
+        self._editions: dict[int, EditionControls | None] = {}
 
     async def run(
         self,
@@ -131,6 +137,7 @@ class Dispatcher:
                 max_articles=self.options.max_articles,
                 day=day,
                 max_lateness=max_lateness,
+                editorial=editorial_around(connection, self.mailing_list, now, day),
             )
         planned = plan(self.engine, selection, now)
         report.due = selection.due
@@ -139,6 +146,7 @@ class Dispatcher:
         report.already_planned = planned.already_planned
         report.segments = len(selection.segments)
         report.late = planned.skipped_late
+        report.waiting = len(selection.waiting)
         if selection.late:
             logger.warning(
                 "list %s: %d digest(s) skipped, more than %s after their hour: %s",
@@ -215,7 +223,7 @@ class Dispatcher:
         tokens = tokens_for(
             self.signer, subscriber_id=item.subscriber_id, list_id=item.list_id, delivery_id=item.id
         )
-        rendered = compiled.digest.personalise(
+        values = compiled.digest.slot_values(
             Recipient(
                 name=item.name,
                 view_token=tokens.view,
@@ -229,9 +237,9 @@ class Dispatcher:
         data = compiled.template.build(
             to_address=item.email,
             to_name=item.name,
-            html=rendered.html,
-            text=rendered.text,
-            unsubscribe_url=rendered.unsubscribe_url,
+            html=compiled.html.fill(values.html),
+            text=compiled.text.fill(values.text),
+            unsubscribe_url=values.unsubscribe_url,
             unsubscribe_mailto=self._mailto(tokens.unsubscribe),
             message_id=message_id,
         )
@@ -285,6 +293,7 @@ class Dispatcher:
         if found is not None:
             return found
         self._load_topics()
+        controls = self._controls(item.edition_id)
         segment = Segment(
             articles=tuple(self._articles[a] for a in item.article_ids if a in self._articles),
             topics=tuple(self._topics[t] for t in item.topic_ids if t in self._topics),
@@ -293,6 +302,9 @@ class Dispatcher:
             locale=item.locale,
             cadence=self.mailing_list.cadence,
             tracking=self.options.tracking,
+            lead=controls.lead_count(item.article_ids) if controls else 0,
+            note=controls.note if controls else "",
+            subject=controls.subject_for(item.locale) if controls else None,
         )
         digest = self.renderer.compile_digest(segment)
         self._store_links(digest)
@@ -306,8 +318,20 @@ class Dispatcher:
             stream=self.mailing_list.cadence,
             signer=self.dkim,
         )
-        found = self._compiled[key] = _CompiledSegment(digest, template)
+        found = self._compiled[key] = _CompiledSegment(
+            digest,
+            template,
+            EncodedSlots(digest.html_template),
+            EncodedSlots(digest.text_template),
+        )
         return found
+
+    def _controls(self, edition_id: int) -> EditionControls | None:
+        """The editors' lead, note and subject of an edition (read once per run)."""
+        if edition_id not in self._editions:
+            with self.engine.connect() as connection:
+                self._editions[edition_id] = load_controls(connection, edition_id)
+        return self._editions[edition_id]
 
     def _store_links(self, digest: CompiledDigest) -> None:
         if not digest.links:

@@ -11,6 +11,10 @@ from sqlmodel import Field, SQLModel
 from digest.clock import utcnow
 
 
+def _json_list() -> Column[list[int]]:
+    return Column(JSON, nullable=False, server_default="[]")
+
+
 class Topic(SQLModel, table=True):
     """A subject subscribers choose (سياسة، اقتصاد …); articles are tagged with topics."""
 
@@ -119,6 +123,46 @@ class Edition(SQLModel, table=True):
     local_date: date
     status: str = Field(default=EditionStatus.DRAFT, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
+    # Editor controls (digest/editions.py), read by selection and rendering. Pinned articles
+    # lead, first pinned first; "top" ones go to every subscriber, whatever their topics.
+    pinned_ids: list[int] = Field(default_factory=list, sa_column=_json_list())
+    top_ids: list[int] = Field(default_factory=list, sa_column=_json_list())
+    excluded_ids: list[int] = Field(default_factory=list, sa_column=_json_list())
+    topic_order: list[int] = Field(default_factory=list, sa_column=_json_list())
+    subjects: dict[str, str] = Field(  # locale -> subject template (placeholders as in settings)
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    note: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    approved_at: datetime | None = None
+    approved_by: str | None = Field(default=None, max_length=320)
+    released_at: datetime | None = None  # lateness counts from here after a hold
+
+
+class Editor(SQLModel, table=True):
+    """A newsroom account of the web preview; the password is stored as an Argon2id hash."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True, max_length=320)
+    password_hash: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+
+
+class EditorAction(SQLModel, table=True):
+    """Who did what to an edition, and when (shown on the edition)."""
+
+    __tablename__ = "editor_action"
+
+    id: int | None = Field(default=None, primary_key=True)
+    edition_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("edition.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    actor: str = Field(max_length=320)  # an editor's email, or `cli:USER`
+    action: str = Field(max_length=32)
+    detail: str = Field(default="", max_length=1000)
+    at: datetime = Field(default_factory=utcnow)
 
 
 class DeliveryStatus(StrEnum):

@@ -67,7 +67,8 @@ def plan(engine: Engine, selection: Selection, now: datetime) -> PlanReport:
         dates = {d.local_date for s in selection.segments for d in s.recipients}
         dates |= {d.local_date for d in selection.empty}
         dates |= {d.local_date for d in selection.late}
-        editions = _editions(sql, selection.list_id, sorted(dates), now)
+        waiting = {d.local_date for d in selection.waiting} - dates
+        editions = _editions(sql, selection.list_id, sorted(dates), now, sorted(waiting))
         stamp = sql.stamp(DELIVERY.c.created_at, now)
         rows: list[tuple[object, ...]] = []
         # Most subscribers share a window and a segment: convert each value once, not per row.
@@ -141,13 +142,32 @@ def plan(engine: Engine, selection: Selection, now: datetime) -> PlanReport:
 
 
 def _editions(
-    sql: DriverSql, list_id: int, dates: Sequence[date], now: datetime
+    sql: DriverSql, list_id: int, dates: Sequence[date], now: datetime, drafts: Sequence[date] = ()
 ) -> dict[date, int]:
+    """The editions of `dates`, going out now; those of `drafts` (waiting for an editor) exist."""
     stamp = sql.stamp(DELIVERY.c.created_at, now)
     sql.many(
         "INSERT INTO edition (list_id, local_date, status, created_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (list_id, local_date) DO NOTHING",
-        [(list_id, d.isoformat(), EditionStatus.SENDING.value, stamp) for d in dates],
+        [(list_id, d.isoformat(), EditionStatus.SENDING.value, stamp) for d in dates]
+        + [(list_id, d.isoformat(), EditionStatus.DRAFT.value, stamp) for d in drafts],
+    )
+    # Made ahead by editors (draft, approved), or done for the earlier time zones (sent): an
+    # edition is sending again while rows are planned for it. A held one stays held.
+    sql.many(
+        "UPDATE edition SET status = ? "
+        "WHERE list_id = ? AND local_date = ? AND status IN (?, ?, ?)",
+        [
+            (
+                EditionStatus.SENDING.value,
+                list_id,
+                d.isoformat(),
+                EditionStatus.DRAFT.value,
+                EditionStatus.APPROVED.value,
+                EditionStatus.SENT.value,
+            )
+            for d in dates
+        ],
     )
     found = sql.pairs(
         "SELECT local_date, id FROM edition WHERE list_id = ? AND local_date IN ({in})",
@@ -217,7 +237,7 @@ def claim(
             "JOIN subscriber s ON s.id = d.subscriber_id "
             "LEFT JOIN subscription u ON u.subscriber_id = d.subscriber_id "
             "AND u.list_id = d.list_id LEFT JOIN suppression p ON p.email = s.email "
-            f"WHERE d.list_id = {m} AND d.status = {m}"
+            f"WHERE d.list_id = {m} AND d.status = {m} AND e.status <> '{EditionStatus.HELD}'"
         )
         order = " ORDER BY d.next_attempt_at, d.id LIMIT {}"
         rows = list(

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from digest.clock import utcnow
 from digest.config import Settings
+from digest.editions import load_editorial
 from digest.errors import InvalidInput, NotFound
 from digest.models import Topic
 from digest.render import Recipient, RenderedMessage, Renderer, Segment, TopicView
@@ -129,16 +130,19 @@ def preview(
         window_start=start.astimezone(UTC),
         window_end=end.astimezone(UTC),
     )
+    editorial = load_editorial(connection, mailing_list, [day])  # the editors' controls
     selection = segments_for(
         connection,
         mailing_list,
         [due],
         max_articles=settings.digest.max_articles,
         tracking=False,
+        editorial=editorial,
     )
     if selection.segments:
         segment = selection.segments[0].segment
     else:  # nothing new: show the (empty) digest the editor would otherwise not see
+        controls = editorial.controls(day)
         segment = Segment(
             articles=(),
             topics=tuple(TopicView(t.slug, t.name, t.name_en) for t in who.topics),
@@ -147,6 +151,8 @@ def preview(
             locale=who.locale,
             cadence=mailing_list.cadence,
             tracking=False,
+            note=controls.note if controls else "",
+            subject=controls.subject_for(who.locale) if controls else None,
         )
     compiled = renderer.compile_digest(segment)
     token = PREVIEW_TOKEN

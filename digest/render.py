@@ -126,7 +126,8 @@ class Renderer:
         templates = self.templates(segment.locale)
         order = topic_order(segment)
         usable, skipped = usable_articles(segment.articles)
-        placement = place_articles(usable, order)
+        lead = {a.id for a in segment.articles[: segment.lead]}
+        placement = place_articles([a for a in usable if a.id not in lead], order)
         build = _DigestBuild(self, templates, segment, order, placement, link_suffix)
         try:
             compiled = self._fit(usable, build)
@@ -265,13 +266,15 @@ class _DigestBuild:
         sections = [
             {"name": topic.label(segment.locale), "cards": chosen}
             for topic in self.order
-            if (chosen := [c for c in cards if self.placement[c.id] == topic.slug])
+            if (chosen := [c for c in cards if self.placement.get(c.id) == topic.slug])
         ]
         context = _common_context(options, language, segment.list_name, segment.date, markers) | {
             "cadence": segment.cadence,
             "count": len(cards),
             "top_titles": [c.title for c in cards[:2]],
+            "lead": [c for c in cards if c.id not in self.placement],
             "sections": sections,
+            "note": segment.note.splitlines(),
             "more": {"count": more, "href": self._href(options.site_url, markers, links)}
             if more
             else None,
@@ -322,7 +325,9 @@ class _DigestBuild:
         self, language: Language, cards: Sequence[_Card], context: Mapping[str, Any]
     ) -> str:
         options = self.renderer.options
-        template = options.subject if language.locale == "ar" else options.subject_en
+        template = self.segment.subject or (
+            options.subject if language.locale == "ar" else options.subject_en
+        )
         top = cards[0].title if cards else ""
         values = {
             "top_title": shorten(top, _SUBJECT_TITLE_CHARS),

@@ -60,7 +60,9 @@ class ArticleView:
 class Segment:
     """Subscribers who get the same digest: same articles, topic order, language, day.
 
-    `articles` are ranked, best first: the size budget drops from the end.
+    `articles` are ranked, best first: the size budget drops from the end. The editors'
+    controls: the first `lead` articles (pinned) lead the digest above the topic sections,
+    `note` (plain text) shows under the header, `subject` replaces the settings' template.
     """
 
     articles: tuple[ArticleView, ...]
@@ -70,6 +72,9 @@ class Segment:
     locale: str = "ar"
     cadence: str = "daily"
     tracking: bool = True
+    lead: int = 0
+    note: str = ""
+    subject: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,11 +123,12 @@ def topic_order(segment: Segment) -> list[TopicView]:
 
 
 def place_articles(articles: Sequence[ArticleView], order: Sequence[TopicView]) -> dict[int, str]:
-    """article id -> slug of its section: its own first topic among the segment's topics."""
+    """article id -> slug of its section: the first of the segment's topics (in the segment's
+    order) that the article has, so sending, preview and view-in-browser place it alike."""
     offered = {t.slug for t in order}
     placement = {}
     for article in articles:
-        slug = next((s for s in article.topics if s in offered), None)
+        slug = next((t.slug for t in order if t.slug in article.topics), None)
         if slug is None:
             raise InvalidInput(
                 f"article {article.id} has topics {list(article.topics)}, none of the "

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
@@ -35,8 +35,29 @@ logger = logging.getLogger(__name__)
 # Interval triggers count from this instant, so ticks fall on round times: every 5 minutes
 # means :00, :05, :10 … and a subscriber's 07:00 digest leaves at 07:00.
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_AFTER = timedelta(milliseconds=1)
 # How often the main thread looks at its stop flag (a signal handler only sets a flag).
 POLL = 0.1
+
+
+class RoundInterval(IntervalTrigger):  # type: ignore[misc]
+    """Every `minutes` on round times counted from EPOCH, whenever the previous run was.
+
+    APScheduler's IntervalTrigger counts from the previous run, so the immediate run at
+    start would shift every later tick off the round times.
+    """
+
+    def __init__(self, minutes: float) -> None:
+        super().__init__(minutes=minutes, start_date=EPOCH, timezone=UTC)
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        # The first round time strictly after the previous run (or from now, at the start);
+        # APScheduler coalesces the ones already past into one run.
+        since = now if previous_fire_time is None else previous_fire_time + _AFTER
+        result: datetime | None = super().get_next_fire_time(None, since)
+        return result
 
 
 @dataclass(frozen=True)
@@ -88,9 +109,9 @@ def job_specs(jobs: Jobs, config: SchedulerSettings) -> list[JobSpec]:
     dispatch tick must not find its list busy with our own retry tick at a subscriber's hour.
     """
 
-    def every(minutes: float) -> tuple[IntervalTrigger, int]:
-        trigger = IntervalTrigger(minutes=minutes, start_date=EPOCH, timezone=UTC)
-        return trigger, max(1, round(minutes * 60))  # a run may start up to one interval late
+    def every(minutes: float) -> tuple[RoundInterval, int]:
+        # A run may start up to one interval late (coalesced: once, however many were missed).
+        return RoundInterval(minutes), max(1, round(minutes * 60))
 
     ingest, ingest_grace = every(config.ingest_minutes)
     dispatch, dispatch_grace = every(config.dispatch_minutes)

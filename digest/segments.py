@@ -18,6 +18,8 @@ from sqlalchemy import Connection, Engine, func, select
 from digest.bulk import DriverSql
 from digest.clock import utcnow
 from digest.compiled import CompiledDigest
+from digest.editions import load_controls
+from digest.editorial import EditionControls
 from digest.errors import NotFound
 from digest.models import DeliveryStatus
 from digest.render import Recipient, RenderedMessage, Renderer
@@ -96,15 +98,21 @@ def segment_for(
     topics: Mapping[int, TopicView],
     articles: Mapping[int, ArticleView],
     tracking: bool = True,
+    controls: EditionControls | None = None,
 ) -> Segment:
-    """The segment of stored ids: articles in their stored (ranked) order, topics in theirs.
+    """The segment of stored ids: articles in their stored (ranked) order, topics in theirs,
+    with the edition's lead (pinned articles), note and subject.
 
     Articles deleted since, or no longer tagged with any of the topics, are left out.
     """
     order = tuple(topics[t] for t in topic_ids if t in topics)
     slugs = {t.slug for t in order}
+    ids = list(article_ids)
+    leading = set(ids[: controls.lead_count(ids)]) if controls else set()
     chosen = tuple(
-        articles[a] for a in article_ids if a in articles and slugs.intersection(articles[a].topics)
+        articles[a]
+        for a in ids
+        if a in articles and (a in leading or slugs.intersection(articles[a].topics))
     )
     list_name, cadence = mailing_list
     return Segment(
@@ -115,6 +123,9 @@ def segment_for(
         locale=locale,
         cadence=cadence,
         tracking=tracking,
+        lead=sum(1 for a in chosen if a.id in leading),
+        note=controls.note if controls else "",
+        subject=controls.subject_for(locale) if controls else None,
     )
 
 
@@ -124,6 +135,7 @@ def load_delivery(engine: Engine, delivery_id: int) -> DeliveredDigest:
         row = connection.execute(
             select(
                 DELIVERY.c.subscriber_id,
+                DELIVERY.c.edition_id,
                 DELIVERY.c.list_id,
                 DELIVERY.c.status,
                 DELIVERY.c.locale,
@@ -143,6 +155,7 @@ def load_delivery(engine: Engine, delivery_id: int) -> DeliveredDigest:
             raise NotFound(f"delivery {delivery_id} has no digest to show")
         topics = load_topics(connection)
         articles = load_articles(connection, row.article_ids, topics)
+        controls = load_controls(connection, row.edition_id)
     segment = segment_for(
         topic_ids=row.topic_ids,
         article_ids=row.article_ids,
@@ -151,6 +164,7 @@ def load_delivery(engine: Engine, delivery_id: int) -> DeliveredDigest:
         mailing_list=(row.list_name, row.cadence),
         topics=topics,
         articles=articles,
+        controls=controls,
     )
     if not segment.articles or not segment.topics:
         raise NotFound(f"the articles of delivery {delivery_id} are gone")

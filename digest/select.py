@@ -16,8 +16,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, and_, func, select
+from sqlalchemy import Connection, Table, and_, func, or_, select
 
+from digest.editorial import EditionControls, Editorial
 from digest.models import Article, ArticleTopic, Delivery, DeliveryStatus, Edition, Topic
 from digest.render_data import ArticleView, Segment, TopicView
 from subscribers.models import (
@@ -80,6 +81,8 @@ class Selection:
     # Owed, but further past its hour than the lateness limit (the scheduler was down): the
     # day is skipped; the window does not advance (window_end == window_start).
     late: list[Due] = field(default_factory=list)
+    # Due, but their edition is held or awaits approval: nothing is planned for them yet.
+    waiting: list[Due] = field(default_factory=list)
 
     @property
     def due(self) -> int:
@@ -122,6 +125,7 @@ def select_due(
     max_articles: int,
     day: date | None = None,
     max_lateness: timedelta | None = None,
+    editorial: Editorial | None = None,
 ) -> Selection:
     """Everything `digest send` needs to plan the list's digests due at `now`.
 
@@ -130,6 +134,9 @@ def select_due(
     before (downtime over their local midnight); it is due while at most `max_lateness` has
     passed since its hour, and past that it goes to `Selection.late` (a first digest just
     waits for the next hour instead).
+
+    With `editorial`, subscribers whose edition is held or awaits approval go to
+    `Selection.waiting`; lateness then counts from the edition's approval or release.
     """
     assert mailing_list.id is not None
     list_id = mailing_list.id
@@ -140,6 +147,7 @@ def select_due(
     span = first_window(mailing_list.cadence)
     due: list[Due] = []
     late: list[Due] = []
+    waiting: list[Due] = []
     for sid, subscriber_id, email, name, locale, zone, send_hour in _active(connection, list_id):
         hour = mailing_list.default_hour if send_hour is None else send_hour
         local_day = local_due_date(now, zone, hour, day)
@@ -157,15 +165,26 @@ def select_due(
         start = cutoff if cutoff is not None else now - span
         topic_ids = tuple(t for t in chosen.get(sid, ()) if t in set(offered)) or offered
         item = Due(sid, subscriber_id, email, name, locale, topic_ids, local_day, start, now)
-        if max_lateness is not None and _past(now, due_moment(local_day, zone, hour), max_lateness):
+        if editorial is not None and editorial.blocked(local_day):
+            waiting.append(item)
+            continue
+        moment = due_moment(local_day, zone, hour)
+        since = editorial.sendable_since(local_day) if editorial is not None else None
+        if max_lateness is not None and _past(now, max(moment, since or moment), max_lateness):
             if last_day is not None:
                 late.append(replace(item, window_end=start))
             continue
         due.append(item)
     selection = segments_for(
-        connection, mailing_list, due, max_articles=max_articles, topics=topics
+        connection,
+        mailing_list,
+        due,
+        max_articles=max_articles,
+        topics=topics,
+        editorial=editorial,
     )
     selection.late = late
+    selection.waiting = waiting
     return selection
 
 
@@ -177,16 +196,21 @@ def segments_for(
     max_articles: int,
     tracking: bool = True,
     topics: dict[int, TopicView] | None = None,
+    editorial: Editorial | None = None,
 ) -> Selection:
-    """The articles each of `due` gets, grouped into segments (sending and preview both)."""
+    """The articles each of `due` gets, grouped into segments (sending and preview both).
+
+    `editorial`: the editors' pins, excludes, topic order, subject and note per edition.
+    """
     if not due:
         return Selection(mailing_list.id or 0, mailing_list.slug, [], [])
     topics = _topics(connection) if topics is None else topics
     start = min(d.window_start for d in due)
     end = max(d.window_end for d in due)
-    candidates = _candidates(connection, start, end, topics)
+    pinned = editorial.pinned_ids if editorial is not None else set()
+    candidates = _candidates(connection, start, end, topics, pinned)
     sent = _already_sent(connection, mailing_list.id or 0, candidates)
-    return _segment(mailing_list, due, candidates, sent, topics, max_articles, tracking)
+    return _segment(mailing_list, due, candidates, sent, topics, max_articles, tracking, editorial)
 
 
 def first_window(cadence: str) -> timedelta:
@@ -204,6 +228,43 @@ def previous_cutoff(connection: Connection, list_id: int, subscriber_id: int) ->
     return _aware(cutoff)
 
 
+def due_on(
+    connection: Connection, mailing_list: MailingList, day: date, *, now: datetime
+) -> list[Due]:
+    """Each active subscription's digest of `day` that is not planned yet, as planning would
+    see it when its hour comes (or now, if that hour has passed): editors' projections."""
+    assert mailing_list.id is not None
+    list_id = mailing_list.id
+    offered = _offered(connection, list_id) or tuple(sorted(_topics(connection)))
+    chosen = _chosen_topics(connection, list_id)
+    last = _last_deliveries(connection, list_id)
+    planned = set(
+        connection.execute(
+            select(DELIVERY.c.subscriber_id)
+            .join(EDITION, EDITION.c.id == DELIVERY.c.edition_id)
+            .where(EDITION.c.list_id == list_id, EDITION.c.local_date == day)
+        ).scalars()
+    )
+    span = first_window(mailing_list.cadence)
+    due: list[Due] = []
+    for sid, subscriber_id, email, name, locale, zone, send_hour in _active(connection, list_id):
+        cutoff, last_day = last.get(subscriber_id, (None, None))
+        if subscriber_id in planned or (
+            last_day is not None
+            and (
+                last_day >= day
+                or (mailing_list.cadence == Cadence.WEEKLY and last_day > day - timedelta(7))
+            )
+        ):
+            continue
+        hour = mailing_list.default_hour if send_hour is None else send_hour
+        end = max(due_moment(day, zone, hour), now).astimezone(UTC)
+        start = cutoff if cutoff is not None and cutoff < end else end - span
+        topic_ids = tuple(t for t in chosen.get(sid, ()) if t in set(offered)) or offered
+        due.append(Due(sid, subscriber_id, email, name, locale, topic_ids, day, start, end))
+    return due
+
+
 def _segment(
     mailing_list: MailingList,
     due: Sequence[Due],
@@ -212,14 +273,22 @@ def _segment(
     topics: dict[int, TopicView],
     max_articles: int,
     tracking: bool = True,
+    editorial: Editorial | None = None,
 ) -> Selection:
+    steering = editorial or Editorial()
     groups: dict[tuple[tuple[int, ...], datetime, str, date], list[Due]] = defaultdict(list)
     for item in due:
-        groups[(item.topic_ids, item.window_start, item.locale, item.local_date)].append(item)
+        controls = steering.controls(item.local_date)
+        topic_ids = controls.order_topics(item.topic_ids) if controls else item.topic_ids
+        groups[(topic_ids, item.window_start, item.locale, item.local_date)].append(item)
     segments: dict[str, PlannedSegment] = {}
     empty: list[Due] = []
+    by_id = {c.id: c for c in candidates}
     for (topic_ids, start, locale, local_day), members in groups.items():
+        controls = steering.controls(local_day)
         ranked = _rank(candidates, topic_ids, start, members[0].window_end)
+        if controls is not None:
+            ranked = _steer(ranked, by_id, topic_ids, controls)
         for member in members:
             already = sent.get(member.subscriber_id)
             chosen = [c for c in ranked if c.id not in already] if already else ranked
@@ -241,6 +310,9 @@ def _segment(
                     locale=locale,
                     cadence=mailing_list.cadence,
                     tracking=tracking,
+                    lead=controls.lead_count(article_ids) if controls else 0,
+                    note=controls.note if controls else "",
+                    subject=controls.subject_for(locale) if controls else None,
                 )
                 planned = segments[key] = PlannedSegment(key, segment, topic_ids, article_ids)
             planned.recipients.append(member)
@@ -264,6 +336,26 @@ def _rank(
         )
     )
     return matching
+
+
+def _steer(
+    ranked: Sequence[_Candidate],
+    by_id: dict[int, _Candidate],
+    topic_ids: tuple[int, ...],
+    controls: EditionControls,
+) -> list[_Candidate]:
+    """The editors' ranking: pinned articles first, in pin order, for subscribers of one of
+    their topics (top stories for everyone, whatever their window); excluded ones out."""
+    wanted = frozenset(topic_ids)
+    lead = [
+        c
+        for a in controls.pinned
+        if (c := by_id.get(a)) is not None
+        and a not in controls.excluded
+        and (a in controls.top or not c.topic_ids.isdisjoint(wanted))
+    ]
+    first = {c.id for c in lead}
+    return lead + [c for c in ranked if c.id not in first and c.id not in controls.excluded]
 
 
 def _in_order(
@@ -365,10 +457,18 @@ def _last_deliveries(
 
 
 def _candidates(
-    connection: Connection, start: datetime, end: datetime, topics: dict[int, TopicView]
+    connection: Connection,
+    start: datetime,
+    end: datetime,
+    topics: dict[int, TopicView],
+    pinned: Iterable[int] = (),
 ) -> list[_Candidate]:
-    """Every article ingested in (start, end] that has a topic, with its topics."""
+    """Every article ingested in (start, end] that has a topic, with its topics (and the
+    pinned articles, wherever their ingestion time)."""
     window = and_(ARTICLE.c.ingested_at > start, ARTICLE.c.ingested_at <= end)
+    extra = sorted(pinned)
+    if extra:
+        window = or_(window, ARTICLE.c.id.in_(extra))
     tags: dict[int, set[int]] = defaultdict(set)
     for article_id, topic_id in connection.execute(
         select(ARTICLE_TOPIC.c.article_id, ARTICLE_TOPIC.c.topic_id)

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint, column, table
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    UniqueConstraint,
+    column,
+    false,
+    table,
+)
 from sqlmodel import Field, SQLModel
 
 from digest.clock import utcnow
@@ -49,6 +58,8 @@ class MailingList(SQLModel, table=True):
     cadence: str = Field(default=Cadence.DAILY, max_length=16)
     default_hour: int = 7
     double_opt_in: bool = False
+    # Editions wait for an editor's approval before they go out (else drafts go at their time).
+    needs_approval: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = Field(default_factory=utcnow)
 
 

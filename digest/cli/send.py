@@ -33,6 +33,7 @@ LABELS = {
     "skipped_unsubscribed": "skipped (left or suppressed)",
     "segments": "segments compiled",
     "late": "skipped (past the lateness limit)",
+    "waiting": "waiting (edition held or not approved)",
 }
 
 

@@ -28,8 +28,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
-from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 from sqlmodel import Session, select
 
 from digest.config import Settings
@@ -38,7 +37,7 @@ from digest.jobs import Counts, Jobs
 from digest.leader import Leadership
 from digest.models import Delivery, Edition
 from digest.outbox import LATE_NOTE
-from digest.schedule import EPOCH, JobSpec, Scheduler, build_scheduler, job_specs
+from digest.schedule import JobSpec, RoundInterval, Scheduler, build_scheduler, job_specs
 from digest.select import due_moment
 from digest.smtp import SmtpSender
 from subscribers.imports import ImportOptions, import_csv
@@ -231,8 +230,7 @@ def test_a_failing_job_is_logged_with_its_traceback_and_runs_again_next_tick(
             tuned,
             sender_factory=lambda: SmtpSender(tuned.smtp.model_copy(update={"port": port["now"]})),
         )
-        every = IntervalTrigger(minutes=5, start_date=EPOCH, timezone=UTC)
-        specs = [*job_specs(jobs, tuned.scheduler), JobSpec("flaky", flaky, every, 300)]
+        specs = [*job_specs(jobs, tuned.scheduler), JobSpec("flaky", flaky, RoundInterval(5), 300)]
         with Clockwork(specs, tm) as clock:
             failed = [r for r in caplog.records if r.exc_info]
             assert {r.getMessage().split(";")[0] for r in failed} >= {
@@ -259,6 +257,60 @@ def test_a_failing_job_is_logged_with_its_traceback_and_runs_again_next_tick(
         assert all("status=ok" in line for line in sending)
         assert sum(_field(line, "sent") for line in sending) == 2
         assert sorted(sink.recipients()) == ["a@example.org", "b@example.org"]
+
+
+def test_ticks_fall_on_round_times_even_after_a_start_at_any_time(settings: Settings) -> None:
+    # Started at 10:03:27, the scheduler runs every job at once, then dispatches at 10:05,
+    # 10:10 … so that a 07:00 reader gets their digest at 07:00, not at 07:03:27.
+    specs = {
+        s.name: s for s in job_specs(Jobs(create_engine("sqlite://"), settings), settings.scheduler)
+    }
+    started = datetime(2026, 11, 29, 10, 3, 27, tzinfo=UTC)
+    dispatch = specs["dispatch"].trigger
+    after_start = dispatch.get_next_fire_time(started, started)
+    assert after_start == datetime(2026, 11, 29, 10, 5, tzinfo=UTC)
+    assert dispatch.get_next_fire_time(after_start, after_start) == after_start + timedelta(
+        minutes=5
+    )
+    assert specs["retry"].trigger.get_next_fire_time(started, started).minute == 4
+    housekeeping = specs["housekeeping"].trigger.get_next_fire_time(started, started)
+    assert housekeeping.astimezone(ZoneInfo("Asia/Riyadh")).hour == 4
+    assert {s.grace_seconds for s in specs.values()} == {600, 300, 120, 3600}
+
+
+def test_serve_steps_down_when_its_lock_is_lost_and_leads_again_when_it_is_free(
+    engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Someone deletes the lock file and another scheduler locks a new one: the first notices,
+    # stops its jobs and follows; once the other stops, it leads again.
+    caplog.set_level(logging.INFO, logger="digest")
+    quick = settings.scheduler.model_copy(update={"leader_poll_seconds": 0.05})
+    scheduler = Scheduler(engine, settings.model_copy(update={"scheduler": quick}))
+    serving = threading.Thread(target=scheduler.serve)
+
+    def soon(check: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 15
+        while not check():
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.02)
+
+    serving.start()
+    try:
+        soon(lambda: len(_job_lines(caplog)) == 4)
+        assert scheduler.leadership.path is not None
+        scheduler.leadership.path.unlink()
+        other = Leadership(engine)
+        assert other.acquire()
+        soon(lambda: "following: another scheduler leads" in caplog.text)
+        assert "lost the leader lock" in caplog.text
+        other.release()
+        soon(lambda: caplog.text.count("leading: this scheduler runs the jobs") == 2)
+        soon(lambda: len(_job_lines(caplog)) == 8)  # every job again, at once
+    finally:
+        scheduler.request_stop()
+        serving.join(timeout=15)
+    assert not serving.is_alive()
+    assert "scheduler stopped" in caplog.text
 
 
 def test_an_idle_tick_connects_to_nothing(
