@@ -168,6 +168,16 @@ class SchedulerSettings(_Section):
         return value
 
 
+class WorkersSettings(_Section):
+    """`digest worker` processes sharing one PostgreSQL database (see README "Scaling out")."""
+
+    enabled: bool = False
+    count: int = Field(1, ge=1, le=1024)
+    batch: int = Field(200, ge=1, le=10_000)
+    lease_seconds: float = Field(600.0, ge=5, le=86_400)
+    poll_seconds: float = Field(2.0, gt=0, le=3600)
+
+
 class Settings(BaseSettings):
     """Every setting of the engine; built once by `load_settings` and passed down."""
 
@@ -185,6 +195,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     render: RenderSettings = RenderSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    workers: WorkersSettings = WorkersSettings()
 
     def check_secrets(self) -> None:
         """Refuse placeholder secrets outside development, naming the variable to set."""

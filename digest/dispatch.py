@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import make_url
 
 from digest.bulk import DriverSql
 from digest.clock import utcnow
@@ -46,6 +47,8 @@ class DispatchOptions:
     concurrency: int = 4
     tracking: bool = True
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    # `[workers] enabled` on PostgreSQL: plan here, `digest worker` processes send.
+    plan_only: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> DispatchOptions:
@@ -54,6 +57,8 @@ class DispatchOptions:
             max_articles=settings.digest.max_articles,
             concurrency=settings.smtp.connections,
             policy=RetryPolicy.from_settings(settings.smtp),
+            plan_only=settings.workers.enabled
+            and make_url(settings.database.url).get_backend_name() != "sqlite",
         )
         return replace(options, **overrides)  # type: ignore[arg-type]
 
@@ -169,7 +174,11 @@ class Dispatcher:
         limit: int | None = None,
         stop: Callable[[], bool] | None = None,
     ) -> None:
-        """Claim and send batches until nothing sendable is left (or `limit`, or `stop()`)."""
+        """Claim and send batches until nothing sendable is left (or `limit`, or `stop()`).
+
+        Plan-only (workers enabled): nothing here; `digest worker` claims and sends."""
+        if self.options.plan_only:
+            return
         done = 0
         while (limit is None or done < limit) and not (stop is not None and stop()):
             size = (
@@ -190,6 +199,13 @@ class Dispatcher:
             await self._send_batch(batch, report)
             if self.progress is not None:
                 self.progress(done, report.queued)
+
+    async def send_batch(self, batch: Sequence[Claimed], report: DispatchReport) -> None:
+        """Send rows claimed elsewhere (by `digest worker`) and record each outcome."""
+        await self._send_batch(batch, report)
+
+    def close_editions(self) -> None:
+        self._close_editions()
 
     async def _send_batch(self, batch: Sequence[Claimed], report: DispatchReport) -> None:
         self._load_articles({a for c in batch for a in c.article_ids})

@@ -18,8 +18,8 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from digest.editorial import EditionControls, Editorial, clean_note, clean_subject
-from digest.errors import InvalidInput, NotFound
+from digest.editorial import EditionControls, Editorial, Refused, clean_note, clean_subject
+from digest.errors import NotFound
 from digest.models import (
     Article,
     ArticleTopic,
@@ -180,7 +180,7 @@ def approve(session: Session, edition_id: int, *, actor: str, now: datetime) -> 
     """Draft or held → approved (it goes out at its time)."""
     edition = get_edition(session, edition_id)
     if edition.status == EditionStatus.APPROVED:
-        raise InvalidInput(f"edition {edition_id} is already approved")
+        raise Refused("already_approved", f"edition {edition_id} is already approved")
     _not_gone(edition, "approve")
     if edition.status == EditionStatus.HELD:
         edition.released_at = now
@@ -193,7 +193,7 @@ def hold(session: Session, edition_id: int, *, actor: str, now: datetime) -> Edi
     """Stop the edition: nothing more of it is sent until it is released."""
     edition = get_edition(session, edition_id)
     if edition.status == EditionStatus.HELD:
-        raise InvalidInput(f"edition {edition_id} is already held")
+        raise Refused("already_held", f"edition {edition_id} is already held")
     edition.status = EditionStatus.HELD
     return _changed(session, edition, actor, "hold")
 
@@ -205,7 +205,7 @@ def release(session: Session, edition_id: int, *, actor: str, now: datetime) -> 
     """
     edition = get_edition(session, edition_id)
     if edition.status != EditionStatus.HELD:
-        raise InvalidInput(f"edition {edition_id} is not held (it is {edition.status})")
+        raise Refused("not_held", f"edition {edition_id} is not held (it is {edition.status})")
     started = session.exec(
         select(Delivery.id).where(Delivery.edition_id == edition_id).limit(1)
     ).first()
@@ -229,18 +229,20 @@ def pin(
     edition = _editable(session, edition_id)
     article = _in_window(session, edition, article_id)
     if article_id in edition.excluded_ids:
-        raise InvalidInput(
+        raise Refused(
+            "excluded",
             f"article {article_id} is excluded from edition {edition_id}: "
-            f"include it first (`digest editions include {edition_id} {article_id}`)"
+            f"include it first (`digest editions include {edition_id} {article_id}`)",
         )
     topics = _article_topics(session, article_id)
     if not topics:
-        raise InvalidInput(f"article {article_id} has no topic: it cannot go in a digest")
+        raise Refused("no_topic", f"article {article_id} has no topic: it cannot go in a digest")
     offered = offered_topic_ids(session, edition.list_id)
     if not top and offered and not topics.intersection(offered):
-        raise InvalidInput(
+        raise Refused(
+            "not_offered",
             f"article {article_id} has none of the list's topics, so nobody would get it: "
-            "pin it with --top to send it to every subscriber"
+            "pin it with --top to send it to every subscriber",
         )
     edition.pinned_ids = [article_id, *(a for a in edition.pinned_ids if a != article_id)]
     others = [a for a in edition.top_ids if a != article_id]
@@ -252,7 +254,7 @@ def pin(
 def unpin(session: Session, edition_id: int, article_id: int, *, actor: str) -> Edition:
     edition = _editable(session, edition_id)
     if article_id not in edition.pinned_ids:
-        raise InvalidInput(f"article {article_id} is not pinned in edition {edition_id}")
+        raise Refused("not_pinned", f"article {article_id} is not pinned in edition {edition_id}")
     edition.pinned_ids = [a for a in edition.pinned_ids if a != article_id]
     edition.top_ids = [a for a in edition.top_ids if a != article_id]
     return _changed(session, edition, actor, "unpin", str(article_id), steer=True)
@@ -263,12 +265,16 @@ def exclude(session: Session, edition_id: int, article_id: int, *, actor: str) -
     edition = _editable(session, edition_id)
     article = _in_window(session, edition, article_id)
     if article_id in edition.pinned_ids:
-        raise InvalidInput(
+        raise Refused(
+            "pinned",
             f"article {article_id} is pinned in edition {edition_id}: "
-            f"unpin it first (`digest editions unpin {edition_id} {article_id}`)"
+            f"unpin it first (`digest editions unpin {edition_id} {article_id}`)",
         )
     if article_id in edition.excluded_ids:
-        raise InvalidInput(f"article {article_id} is already excluded from edition {edition_id}")
+        raise Refused(
+            "already_excluded",
+            f"article {article_id} is already excluded from edition {edition_id}",
+        )
     edition.excluded_ids = [*edition.excluded_ids, article_id]
     detail = f"{article_id} {article.title[:200]}"
     return _changed(session, edition, actor, "exclude", detail, steer=True)
@@ -277,7 +283,9 @@ def exclude(session: Session, edition_id: int, article_id: int, *, actor: str) -
 def include(session: Session, edition_id: int, article_id: int, *, actor: str) -> Edition:
     edition = _editable(session, edition_id)
     if article_id not in edition.excluded_ids:
-        raise InvalidInput(f"article {article_id} is not excluded from edition {edition_id}")
+        raise Refused(
+            "not_excluded", f"article {article_id} is not excluded from edition {edition_id}"
+        )
     edition.excluded_ids = [a for a in edition.excluded_ids if a != article_id]
     return _changed(session, edition, actor, "include", str(article_id), steer=True)
 
@@ -287,7 +295,7 @@ def set_subject(
 ) -> Edition:
     """The edition's subject template for one language ("" goes back to the settings')."""
     if locale not in LOCALES:
-        raise InvalidInput(f"locale {locale!r}: subjects exist for {', '.join(LOCALES)}")
+        raise Refused("bad_locale", f"locale {locale!r}: subjects exist for {', '.join(LOCALES)}")
     subject = clean_subject(text)
     edition = _editable(session, edition_id)
     subjects = {k: v for k, v in edition.subjects.items() if k != locale}
@@ -309,12 +317,12 @@ def set_order(session: Session, edition_id: int, slugs: Sequence[str], *, actor:
     by_slug = {t.slug: t.id for t in session.exec(select(Topic)) if t.id is not None}
     unknown = [s for s in slugs if s not in by_slug]
     if unknown:
-        raise InvalidInput(f"unknown topic {unknown[0]!r}: see `digest topics list`")
+        raise Refused("unknown_topic", f"unknown topic {unknown[0]!r}: see `digest topics list`")
     ids = list(dict.fromkeys(by_slug[s] for s in slugs))
     offered = offered_topic_ids(session, edition.list_id)
     outside = [s for s in slugs if offered and by_slug[s] not in offered]
     if outside:
-        raise InvalidInput(f"topic {outside[0]!r} is not offered by this list")
+        raise Refused("topic_not_offered", f"topic {outside[0]!r} is not offered by this list")
     edition.topic_order = ids
     detail = " ".join(dict.fromkeys(slugs)) or "(subscribers' own order)"
     return _changed(session, edition, actor, "order", detail, steer=True)
@@ -358,17 +366,17 @@ def _all_lists(session: Session) -> list[MailingList]:
 
 def _not_gone(edition: Edition, verb: str) -> None:
     if edition.status == EditionStatus.SENT:
-        raise InvalidInput(f"edition {edition.id} is already sent: nothing to {verb}")
+        raise Refused("sent", f"edition {edition.id} is already sent: nothing to {verb}")
     if edition.status == EditionStatus.SENDING:
-        raise InvalidInput(f"edition {edition.id} is being sent: too late to {verb} it")
+        raise Refused("sending", f"edition {edition.id} is being sent: too late to {verb} it")
 
 
 def _editable(session: Session, edition_id: int) -> Edition:
     edition = get_edition(session, edition_id)
     if edition.status not in EDITABLE:
         state = "sent" if edition.status == EditionStatus.SENT else "being sent"
-        raise InvalidInput(
-            f"edition {edition_id} is already {state}: its content can no longer change"
+        raise Refused(
+            "gone", f"edition {edition_id} is already {state}: its content can no longer change"
         )
     return edition
 
@@ -376,14 +384,15 @@ def _editable(session: Session, edition_id: int) -> Edition:
 def _in_window(session: Session, edition: Edition, article_id: int) -> Article:
     article = session.get(Article, article_id)
     if article is None:
-        raise NotFound(f"no article {article_id}: see `digest articles list`")
+        raise Refused("unknown_article", f"no article {article_id}: see `digest articles list`")
     start, end = edition_window(list_of(session, edition), edition.local_date)
     ingested = article.ingested_at
     if not start < ingested <= end:
-        raise InvalidInput(
+        raise Refused(
+            "not_in_window",
             f"article {article_id} came in {ingested:%Y-%m-%d %H:%M} UTC, outside the window "
             f"of edition {edition.id} ({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC): "
-            "choose one of its articles"
+            "choose one of its articles",
         )
     return article
 

@@ -23,6 +23,15 @@ _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _MARKUP = re.compile(r"<\s*[/!?A-Za-z]|&(?:#\d+|#x[0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);")
 
 
+class Refused(InvalidInput):
+    """An editor's change that cannot be made; nothing was changed. `code` names the reason
+    (pages show it in the reader's language), the message says it in full."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass(frozen=True)
 class EditionControls:
     """What editors decided for one edition (a list's issue of one local date)."""
@@ -94,18 +103,19 @@ class Editorial:
 def clean_subject(text: str) -> str:
     """An editor's subject template, checked: one line, short, known placeholders only."""
     if "\n" in text or "\r" in text:
-        raise InvalidInput("a subject is one line: remove the line breaks")
+        raise Refused("subject_lines", "a subject is one line: remove the line breaks")
     subject = " ".join(text.split())
     if _CONTROL.search(subject):
-        raise InvalidInput("the subject holds control characters: type it again")
+        raise Refused("subject_control", "the subject holds control characters: type it again")
     if len(subject) > SUBJECT_CHARS:
-        raise InvalidInput(
+        raise Refused(
+            "subject_long",
             f"the subject has {len(subject)} characters; at most {SUBJECT_CHARS} "
-            "(inboxes show about 60)"
+            "(inboxes show about 60)",
         )
     problems = placeholder_problems(subject, SUBJECT_PLACEHOLDERS)
     if problems:
-        raise InvalidInput("the subject cannot be used: " + "; ".join(problems))
+        raise Refused("subject_placeholder", "the subject cannot be used: " + "; ".join(problems))
     return subject
 
 
@@ -114,11 +124,12 @@ def clean_note(text: str) -> str:
     lines = [" ".join(line.split()) for line in text.replace("\r\n", "\n").split("\n")]
     note = "\n".join(line for line in lines if line)
     if _MARKUP.search(note):
-        raise InvalidInput(
-            "the note is plain text: remove the markup (tags like <b> or entities like &amp;)"
+        raise Refused(
+            "note_markup",
+            "the note is plain text: remove the markup (tags like <b> or entities like &amp;)",
         )
     if _CONTROL.search(note):
-        raise InvalidInput("the note holds control characters: type it again")
+        raise Refused("note_control", "the note holds control characters: type it again")
     if len(note) > NOTE_CHARS:
-        raise InvalidInput(f"the note has {len(note)} characters; at most {NOTE_CHARS}")
+        raise Refused("note_long", f"the note has {len(note)} characters; at most {NOTE_CHARS}")
     return note

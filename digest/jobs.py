@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import Self
@@ -64,7 +65,8 @@ async def send_list(
     with exclusive(engine, f"send-{mailing_list.slug}"):
         release_orphans(engine, mailing_list.id)
         try:
-            async with sender:
+            # Plan-only (workers send): no SMTP connection is opened here.
+            async with nullcontext() if options.plan_only else sender:
                 dispatcher = Dispatcher(
                     engine,
                     mailing_list,

@@ -163,7 +163,8 @@ class EncodedSlots:
     `fill` gives the same bytes as `canonical_utf8(template.fill(values))` with one bytes join:
     encoding a ~45 KB mostly-Arabic body and fixing its line ends for every message cost
     about a third of personalising and building it (send bench). Values holding CR or LF, or
-    a template with CR/LF right beside a slot, take the slow path, which is always exact.
+    a template with a lone CR right before a slot (an empty value would make it a CRLF),
+    take the slow path, which is always exact.
     """
 
     __slots__ = ("_exact", "_groups", "_parts", "_template")
@@ -178,8 +179,7 @@ class EncodedSlots:
         last = 0
         exact = True
         for match in pattern.finditer(data):
-            before, after = data[match.start() - 1 : match.start()], data[match.end() :][:1]
-            exact = exact and before not in (b"\r", b"\n") and after not in (b"\r", b"\n")
+            exact = exact and data[match.start() - 1 : match.start()] != b"\r"
             parts.append(data[last : match.start()])
             groups.setdefault(match.group(1).decode("ascii"), []).append(len(parts))
             parts.append(b"")

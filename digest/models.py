@@ -210,6 +210,10 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    # Set while a `digest worker` holds the row in `sending`: who, and until when. A row in
+    # `sending` whose lease has run out was left by a dead worker and is claimed again.
+    claimed_by: str | None = Field(default=None, max_length=128)
+    lease_until: datetime | None = None
 
 
 class Link(SQLModel, table=True):

@@ -187,10 +187,15 @@ def _count(connection: Connection, list_id: int) -> int:
 
 
 def release_orphans(engine: Engine, list_id: int | None = None) -> int:
-    """Put back in the queue what a dead process left in `sending` (call under the send lock)."""
+    """Put back in the queue what a dead process left in `sending` (call under the send lock).
+
+    Rows under a worker's lease are not touched: `digest worker` reclaims those itself once
+    the lease has run out (`digest.worker`)."""
     with engine.begin() as connection:
         sql = DriverSql(connection)
-        where = "status = ?" + (" AND list_id = ?" if list_id is not None else "")
+        where = "status = ? AND lease_until IS NULL" + (
+            " AND list_id = ?" if list_id is not None else ""
+        )
         params: tuple[object, ...] = (DeliveryStatus.SENDING.value,)
         params += (list_id,) if list_id is not None else ()
         result = connection.exec_driver_sql(

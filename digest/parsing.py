@@ -50,6 +50,7 @@ PARALLEL_MIN_BYTES = 512 * 1024
 # every chunk and the hand-over cost little.
 CHUNK_BYTES = 192 * 1024
 MAX_CHUNKS = 256
+SCAN_STEP = 64 * 1024  # bytes read by the tokenizer between two looks for complete chunks
 MAX_WORKERS = 8
 
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -103,16 +104,31 @@ class _Scanner:
 
     def scan(self) -> Layout | None:
         try:
-            self.parser.Parse(self.content, True)
-        except (_Unsplittable, expat.ExpatError, ValueError, UnicodeError, LookupError):
+            self.feed(self.content, final=True)
+            return self.layout()
+        except _Unsplittable:
             return None
+
+    def feed(self, data: bytes, *, final: bool = False) -> None:
+        """Read the next bytes of `content`; _Unsplittable as soon as the answer is no."""
+        try:
+            self.parser.Parse(data, final)
+        except (expat.ExpatError, ValueError, UnicodeError, LookupError) as exc:
+            raise _Unsplittable(str(exc)) from None
+
+    def layout(self) -> Layout:
+        """Where the items are, once the whole document was read."""
         if not self.spans or self.depth != 0:
-            return None
+            raise _Unsplittable("no items")
         return Layout(
             header=self.content[: self.spans[0][0]],
             footer=self.content[self.spans[-1][1] :],
             spans=self.spans,
         )
+
+    def closing_tags(self) -> bytes:
+        """The end tags of the elements around the items: what the footer should be."""
+        return b"".join(f"</{_names(name)[2]}>".encode() for name, _at in reversed(self.path))
 
     def _doctype(self, *_: Any) -> None:
         raise _Unsplittable("a DOCTYPE (entities, Netscape RSS 0.91): read it whole")
@@ -197,9 +213,14 @@ def _names(name: str) -> tuple[str, str, str]:
 def find_items(content: bytes) -> Layout | None:
     """The items of an RSS/Atom document and what surrounds them; None when the document
     cannot be split safely (the caller then parses it whole)."""
-    if content.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00", b"\x4c\x6f\xa7\x94")):
-        return None  # UTF-16/32, EBCDIC: the cut points are not ASCII bytes
+    if not _ascii_compatible(content):
+        return None
     return _Scanner(content).scan()
+
+
+def _ascii_compatible(content: bytes) -> bool:
+    # Not UTF-16/32 nor EBCDIC: the cut points are "<" bytes.
+    return not content.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00", b"\x4c\x6f\xa7\x94"))
 
 
 def plan_chunks(layout: Layout, chunk_bytes: int, workers: int) -> list[tuple[int, int]]:
@@ -252,6 +273,10 @@ class ParseWorkers:
     ) -> None:
         self.close()
 
+    @property
+    def usable(self) -> bool:
+        return self._usable
+
     def executor(self) -> Executor | None:
         if not self._usable:
             return None
@@ -301,8 +326,8 @@ def parse_parts(
     location: str,
     now: datetime,
     workers: ParseWorkers | None,
-    min_bytes: int = PARALLEL_MIN_BYTES,
-    chunk_bytes: int = CHUNK_BYTES,
+    min_bytes: int | None = None,
+    chunk_bytes: int | None = None,
 ) -> Generator[ParsedFeed, None, None]:
     """The document's items as one or more `ParsedFeed` parts, in order (together: what
     `parse_document` gives, the title in every part).
@@ -311,37 +336,114 @@ def parse_parts(
     raised by this call. A big RSS/Atom document: chunks submitted to the workers now, parts
     yielded as they are parsed; iterating raises `SplitFailed` if a chunk went wrong (parse
     the document whole then; it raises the FeedError, if any). Close the generator (or use
-    it up) to cancel the chunks not yet parsed.
+    it up) to cancel the chunks not yet parsed. `min_bytes`, `chunk_bytes`: see
+    PARALLEL_MIN_BYTES and CHUNK_BYTES.
     """
-    pool = workers.executor() if workers is not None and len(content) >= min_bytes else None
-    layout = None
-    if pool is not None and not is_json(content, content_type) and content.strip():
+    min_bytes = PARALLEL_MIN_BYTES if min_bytes is None else min_bytes
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    pool = None
+    declared = ""
+    if (
+        workers is not None
+        and workers.usable
+        and len(content) >= min_bytes
+        and not is_json(content, content_type)
+        and content.strip()
+        and _ascii_compatible(content)
+    ):
         declared = xml_content_type(content, content_type)
         if not _first_guess_fails(content, declared):
-            layout = find_items(content)
-    if pool is None or layout is None or workers is None:
-        return one_part(
-            parse_document(content, content_type=content_type, location=location, now=now)
-        )
-    ranges = plan_chunks(layout, chunk_bytes, workers.count)
-    try:
-        futures = [
-            pool.submit(
+            pool = workers.executor()  # started for the first document that needs it
+    if pool is not None and workers is not None:
+        split = _Split(content, pool, declared, location, now)
+        try:
+            return split.run(chunk_bytes, workers)
+        except _Unsplittable:
+            split.cancel()
+        except (BrokenProcessPool, RuntimeError):  # the pool broke, or was shut down
+            split.cancel()
+            workers.broken()
+    return one_part(parse_document(content, content_type=content_type, location=location, now=now))
+
+
+class _Split:
+    """Chunks submitted while the tokenizer reads the document: the workers start on the
+    first items while the last ones are still being found. Until the end of the document
+    is read the chunks end with the end tags of the elements around the items; if something
+    else follows the items, every chunk is submitted again with it (or, for a document that
+    turns out unsplittable, the chunks are cancelled)."""
+
+    def __init__(
+        self, content: bytes, pool: Executor, declared: str, location: str, now: datetime
+    ) -> None:
+        self.content = content
+        self.pool = pool
+        self.declared = declared
+        self.location = location
+        self.now = now
+        self.futures: list[Future[XmlPart]] = []
+        self.ranges: list[tuple[int, int]] = []
+
+    def run(self, chunk_bytes: int, workers: ParseWorkers) -> Generator[ParsedFeed, None, None]:
+        content = self.content
+        # At least two chunks per worker: none idle while another parses a long last chunk.
+        target = max(1, min(chunk_bytes, len(content) // (2 * workers.count)))
+        scanner = _Scanner(content)
+        header = footer = b""
+        for offset in range(0, len(content), SCAN_STEP):
+            scanner.feed(content[offset : offset + SCAN_STEP])
+            if scanner.spans and not header:
+                header, footer = content[: scanner.spans[0][0]], scanner.closing_tags()
+            self._submit_ready(scanner.spans, target, header, footer, keep_last=True)
+        scanner.feed(b"", final=True)
+        layout = scanner.layout()
+        if b"".join(layout.footer.split()) != footer:  # not only end tags after the items
+            self.cancel()
+            self.futures, self.ranges = [], []
+            for first, stop in plan_chunks(layout, chunk_bytes, workers.count):
+                self._submit(layout.spans, first, stop, header, layout.footer)
+        else:
+            self._submit_ready(layout.spans, target, header, footer, keep_last=False)
+        return _collect(self.futures, self.ranges, workers)
+
+    def _submit_ready(
+        self,
+        spans: Sequence[tuple[int, int]],
+        target: int,
+        header: bytes,
+        footer: bytes,
+        *,
+        keep_last: bool,
+    ) -> None:
+        """Submit the items found and not yet submitted, in chunks of about `target` bytes
+        (`keep_last`: the items that do not fill a chunk wait for more)."""
+        first = self.ranges[-1][1] if self.ranges else 0
+        for stop in range(first + 1, len(spans) + 1):
+            if spans[stop - 1][1] - spans[first][0] >= target:
+                self._submit(spans, first, stop, header, footer)
+                first = stop
+        if not keep_last and first < len(spans):
+            self._submit(spans, first, len(spans), header, footer)
+
+    def _submit(
+        self, spans: Sequence[tuple[int, int]], first: int, stop: int, header: bytes, footer: bytes
+    ) -> None:
+        document = header + self.content[spans[first][0] : spans[stop - 1][1]] + footer
+        self.futures.append(
+            self.pool.submit(
                 parse_xml_part,
-                layout.chunk(content, first, stop),
-                declared=declared,
-                location=location,
-                now=now,
+                document,
+                declared=self.declared,
+                location=self.location,
+                now=self.now,
                 first_number=first + 1,
             )
-            for first, stop in ranges
-        ]
-    except (BrokenProcessPool, RuntimeError):
-        workers.broken()
-        return one_part(
-            parse_document(content, content_type=content_type, location=location, now=now)
         )
-    return _collect(futures, ranges, workers)
+        self.ranges.append((first, stop))
+
+    def cancel(self) -> None:
+        for future in self.futures:
+            future.cancel()
 
 
 def one_part(parsed: ParsedFeed) -> Generator[ParsedFeed, None, None]:

@@ -10,9 +10,10 @@ from sqlmodel import Session
 from digest.config import Settings
 from digest.mime import DkimSigner, MessageTemplate, make_message_id
 from digest.preview import preview
-from digest.render import Renderer, RenderOptions
+from digest.render import RenderedMessage, Renderer, RenderOptions
 from digest.send import Envelope, Outcome, Sender
 from subscribers.lists import get_list
+from subscribers.models import MailingList
 from subscribers.validate import normalize_email
 
 
@@ -26,13 +27,24 @@ async def send_test(
     topic_slugs: Sequence[str] = (),
 ) -> Outcome:
     """Render today's digest for `topic_slugs` (tracking off) and send it to `to`."""
-    address = normalize_email(to)
     renderer = Renderer(RenderOptions.from_settings(settings))
     with Session(engine) as session:
         mailing_list = get_list(session, list_slug)
         rendered = preview(
             session, settings, renderer, list_slug=list_slug, topic_slugs=topic_slugs
         )
+    return await mail_test(settings, sender, mailing_list, rendered, to)
+
+
+async def mail_test(
+    settings: Settings,
+    sender: Sender,
+    mailing_list: MailingList,
+    rendered: RenderedMessage,
+    to: str,
+) -> Outcome:
+    """Send a rendered preview to `to` with "[test]" in the subject (editors' test sends)."""
+    address = normalize_email(to)
     template = MessageTemplate(
         settings.sender,
         list_name=mailing_list.name,

@@ -22,6 +22,7 @@ def create_list(
     hour: int = 7,
     description: str = "",
     double_opt_in: bool = False,
+    needs_approval: bool = False,
     topic_ids: Sequence[int] = (),
 ) -> MailingList:
     """A new list offering `topic_ids` in that order (none: every topic)."""
@@ -40,6 +41,7 @@ def create_list(
         default_hour=hour,
         description=description,
         double_opt_in=double_opt_in,
+        needs_approval=needs_approval,
     )
     session.add(mailing_list)
     session.flush()
@@ -100,6 +102,7 @@ def list_as_dict(
         "cadence": mailing_list.cadence,
         "hour": mailing_list.default_hour,
         "double_opt_in": mailing_list.double_opt_in,
+        "needs_approval": mailing_list.needs_approval,
         "topics": list(topic_slugs),
         "subscriptions": counts,
     }

@@ -1,7 +1,15 @@
-"""Shared fixtures: a migrated SQLite file per test, settings pointing at it, a CLI runner."""
+"""Shared fixtures: a migrated database per test, settings pointing at it, a CLI runner.
+
+SQLite by default (a file per test). With DIGEST_TEST_DATABASE=postgresql every database
+test runs on PostgreSQL instead: one throwaway server per session (tests/pg.py), migrated
+once into `digest_template`, and a fresh `CREATE DATABASE t_N TEMPLATE ...` per test (an
+empty one for tests that ask for `db_url` without `engine`: they test unmigrated databases).
+Tests marked `sqlite_only` test SQLite itself (pragmas, lock files) and are skipped there.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +22,71 @@ from typer.testing import CliRunner, Result
 from digest.cli import app
 from digest.config import Settings, load_settings
 from digest.db import make_engine, upgrade
+from tests import pg
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# Read once at import: the autouse _clean_env removes every DIGEST_* variable per test.
+TEST_DATABASE = os.environ.get("DIGEST_TEST_DATABASE", "sqlite").strip().lower() or "sqlite"
+ON_POSTGRES = TEST_DATABASE in {"postgresql", "postgres", "pg"}
+if TEST_DATABASE not in {"sqlite", "postgresql", "postgres", "pg"}:
+    raise RuntimeError(f"DIGEST_TEST_DATABASE={TEST_DATABASE!r}: use sqlite or postgresql")
+TEMPLATE = "digest_template"
+# Fixtures that need the migrated schema: a test asking for any of them gets a copy of the
+# migrated template, others an empty database.
+_MIGRATED = {"engine", "session", "cli"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: tests SQLite itself (pragmas, lock files); skipped on PostgreSQL"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not ON_POSTGRES:
+        return
+    skip = pytest.mark.skip(reason="SQLite-specific (DIGEST_TEST_DATABASE=postgresql)")
+    for item in items:
+        if item.get_closest_marker("sqlite_only") is not None:
+            item.add_marker(skip)
+
+
+def missing(reason: str) -> None:
+    """PostgreSQL cannot run here: skip on a developer machine, fail in CI (CI=true)."""
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pg.Server]:
+    """One throwaway PostgreSQL server for the whole session."""
+    try:
+        with pg.server() as server:
+            yield server
+    except pg.PostgresMissing as exc:
+        missing(str(exc))
+
+
+def _admin(server: pg.Server, statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server.dsn(), autocommit=True) as connection:
+        connection.execute(statement)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: pg.Server) -> str:
+    """`digest_template`: migrated once per session, copied by each test."""
+    _admin(pg_server, f"CREATE DATABASE {TEMPLATE}")
+    engine = make_engine(pg_server.url(TEMPLATE))
+    upgrade(engine)
+    engine.dispose()  # CREATE DATABASE ... TEMPLATE needs the template without sessions
+    return TEMPLATE
+
+
+_numbers = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
@@ -28,8 +98,17 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'digest.sqlite3'}"
+def db_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    if not ON_POSTGRES:
+        yield f"sqlite:///{tmp_path / 'digest.sqlite3'}"
+        return
+    server: pg.Server = request.getfixturevalue("pg_server")
+    migrated = bool(_MIGRATED & set(request.fixturenames))
+    template = request.getfixturevalue("pg_template") if migrated else "template0"
+    name = f"t_{os.getpid()}_{next(_numbers)}"
+    _admin(server, f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield server.url(name)
+    _admin(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ from digest.cli import (
     articles,
     db,
     demo,
+    editions,
+    editors,
     feeds,
     ingest,
     lists,
@@ -22,6 +24,7 @@ from digest.cli import (
     stats,
     subscribers,
     topics,
+    worker,
 )
 from digest.cli.context import AppContext, fail
 from digest.config import load_settings, parse_override
@@ -84,6 +87,8 @@ app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(feeds.app, name="feeds")
 app.command("ingest")(ingest.run)
 app.add_typer(articles.app, name="articles")
+app.add_typer(editions.app, name="editions")
+app.add_typer(editors.app, name="editors")
 app.command("preview")(preview.run)
 app.command("send")(send.run)
 app.command("send-test")(send.test)
@@ -91,6 +96,7 @@ app.command("demo")(demo.run)
 app.command("scheduler")(scheduler.run)
 app.command("stats")(stats.run)
 app.command("serve")(serve.run)
+app.command("worker")(worker.run)
 
 
 def main() -> None:

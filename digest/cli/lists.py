@@ -28,6 +28,10 @@ def create(
     double_opt_in: Annotated[
         bool, typer.Option("--double-opt-in", help="New subscribers must confirm by email.")
     ] = False,
+    needs_approval: Annotated[
+        bool,
+        typer.Option("--needs-approval", help="Editions go out only once an editor approves."),
+    ] = False,
     topic: Annotated[
         list[str] | None,
         typer.Option("--topic", "-t", help="Topic the list offers, in order (default: all)."),
@@ -48,6 +52,7 @@ def create(
             hour=context.settings.digest.hour if hour is None else hour,
             description=description,
             double_opt_in=double_opt_in,
+            needs_approval=needs_approval,
             topic_ids=[t.id for t in offered if t.id is not None],
         )
     typer.echo(f"list {created.slug} created")

@@ -17,7 +17,16 @@ from digest.clock import utcnow
 from digest.config import Settings
 from digest.send import Sender
 from digest.smtp import SmtpSender
-from digest.web import confirm, preferences, subscribe, tracking, unsubscribe, view
+from digest.web import (
+    confirm,
+    editions,
+    editor_auth,
+    preferences,
+    subscribe,
+    tracking,
+    unsubscribe,
+    view,
+)
 from digest.web.context import BadForm, WebContext
 from digest.web.events import EventWriter
 from digest.web.pages import Pages
@@ -109,7 +118,16 @@ def create_app(
     )
     app.state.web = web
     app.state.links = tracking.LinkCache(engine)
-    for module in (tracking, unsubscribe, preferences, confirm, view, subscribe):
+    for module in (
+        tracking,
+        unsubscribe,
+        preferences,
+        confirm,
+        view,
+        subscribe,
+        editor_auth,
+        editions,
+    ):
         app.include_router(module.router)
     _problems(app, pages)
     app.add_middleware(

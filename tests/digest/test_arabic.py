@@ -5,6 +5,8 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest import arabic
 
@@ -117,3 +119,18 @@ def test_normalize_is_the_step_by_step_functions_in_one_pass() -> None:
     folded = unicodedata.normalize("NFKC", block)
     step_by_step = arabic.ascii_digits(arabic.unify_letters(arabic.remove_diacritics(folded)))
     assert arabic.normalize(block) == step_by_step.casefold()
+
+
+_TEXT = st.text(
+    alphabet=st.sampled_from(
+        list("ابتةأإآىؤئـًٌٍَُِّْ٠١٢٫٬٪۵") + list("abcZ09_.,&'’«»،؛:!?-/") + list(" \t\n\u00a0\u2003")
+    )
+    | st.characters(),
+    max_size=80,
+)
+
+
+@given(_TEXT)
+@settings(max_examples=400, deadline=None)
+def test_tokens_are_the_token_pattern_over_the_normalised_text(text: str) -> None:
+    assert arabic.tokens(text) == arabic._TOKEN.findall(arabic.normalize(text))

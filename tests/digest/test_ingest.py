@@ -5,20 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from digest import feeds, samples, topics
+from digest import feeds, parsing, samples, topics
 from digest import ingest as ingest_module
 from digest.articles import list_articles, tags_of
 from digest.config import IngestSettings, Settings
 from digest.db import session_scope
 from digest.ingest import FeedStatus, IngestReport, ingest
+from digest.items import ParsedFeed, parse_document
 from digest.models import Article, Feed, Topic
+from digest.parsing import SplitFailed
 from digest.tags import retag
 from tests.digest.feed_docs import atom, json_feed, rss
 from tests.digest.feed_server import FeedServer, Route, serving
@@ -451,3 +454,151 @@ def test_a_database_error_fails_only_that_feed(
         assert _feed(session, server.url("/a")).etag is None  # so the next run fetches again
     monkeypatch.undo()
     assert _run(engine, settings.ingest).new == 1
+
+
+# --- Big documents parsed by worker processes (digest.parsing) ------------------------------
+
+
+def _big_items(count: int, edit: bool = False) -> list[dict[str, object]]:
+    made = []
+    for n in range(count):
+        words = ("النفط", "المنتخب", "الانتخابات", "الطقس")[n % 4]
+        item = _item(n, description=f"<p>ملخص {n} عن {words}</p>", categories=["Business"])
+        if n % 17 == 0:
+            item.pop("guid")  # identified by URL
+        if n % 23 == 0:
+            item.pop("link")
+            item["guid"] = f"https://news.example.org/guid/{n}"  # a guid that is a URL
+        if edit and n % 5 == 0:
+            item["title"] = f"خبر رقم {n} (محدث)"
+            item["categories"] = []
+        made.append(item)
+    made.append(_item(3, title="مكرر"))  # repeats a guid: skipped
+    return made
+
+
+def _snapshot(engine: Engine) -> list[tuple[object, ...]]:
+    with Session(engine) as session:
+        stored = _articles(session)
+        tags = tags_of(session, [a.id for a in stored if a.id])
+        return [
+            (
+                a.guid,
+                a.url,
+                a.title,
+                a.summary,
+                a.body_html,
+                a.published_at,
+                a.categories,
+                a.ingested_at,
+                a.updated_at,
+                [(t["slug"], t["reason"], t["detail"]) for t in tags.get(a.id or 0, [])],
+            )
+            for a in stored
+        ]
+
+
+def _summary(report: IngestReport) -> list[tuple[object, ...]]:
+    return [(f.status, f.new, f.updated, f.unchanged, f.skipped, f.error) for f in report.feeds]
+
+
+def test_a_big_feed_parsed_by_workers_stores_what_one_process_stores(
+    engine: Engine,
+    settings: Settings,
+    make_topics: dict[str, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(parsing, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(parsing, "CHUNK_BYTES", 4_000)
+    split = 0
+    real_collect = parsing._collect
+
+    def counting(*args: Any) -> Any:
+        nonlocal split
+        split += 1
+        return real_collect(*args)
+
+    monkeypatch.setattr(parsing, "_collect", counting)
+    path = tmp_path / "big.xml"
+    path.write_bytes(b"")
+    _add(engine, str(path), "sports")
+    outcomes = []
+    for workers in (2, 0):
+        with session_scope(engine) as session:
+            session.execute(delete(Article))  # and their tags
+        path.write_bytes(rss(_big_items(300)))
+        first = _run(engine, settings.ingest, workers=workers)
+        path.write_bytes(rss(_big_items(300, edit=True)))
+        second = _run(engine, settings.ingest, T0 + timedelta(hours=1), workers=workers)
+        outcomes.append((_summary(first), _summary(second), _snapshot(engine)))
+    assert split == 2  # both runs with workers were split
+    assert outcomes[0] == outcomes[1]
+    (first_report,), (second_report,), stored = outcomes[0]
+    assert first_report[:4] == (FeedStatus.FETCHED, 300, 0, 0)
+    assert [s.reason for s in first_report[4]] == ["repeated in the same feed"]
+    assert second_report[:4] == (FeedStatus.FETCHED, 0, 60, 240)
+    assert len(stored) == 300 and {slug for row in stored for slug, *_ in row[-1]} == {
+        "economy",
+        "politics",
+        "sports",
+    }
+
+
+def test_a_split_that_fails_midway_is_rolled_back_and_the_document_read_whole(
+    engine: Engine,
+    settings: Settings,
+    make_topics: dict[str, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "feed.xml"
+    path.write_bytes(rss([_item(n) for n in range(30)]))
+    _add(engine, str(path))
+    attempts = 0
+
+    def failing_split(content: bytes, **kwargs: Any) -> Any:
+        nonlocal attempts
+        attempts += 1
+        whole = parse_document(
+            content, content_type=kwargs["content_type"], location=kwargs["location"], now=T0
+        )
+
+        def parts() -> Iterator[ParsedFeed]:
+            yield ParsedFeed(whole.title, whole.items[:10], [])  # stored, then rolled back
+            raise SplitFailed("items 11-20: read as windows-1252")
+
+        return parts()
+
+    monkeypatch.setattr(ingest_module, "parse_parts", failing_split)
+    report = _run(engine, settings.ingest)
+    assert attempts == 1
+    assert _summary(report) == [(FeedStatus.FETCHED, 30, 0, 0, [], None)]
+    with Session(engine) as session:
+        assert sorted(a.guid or "" for a in _articles(session)) == sorted(
+            f"g-{n}" for n in range(30)
+        )
+
+
+def test_a_big_malformed_feed_fails_as_it_does_in_one_process(
+    engine: Engine,
+    settings: Settings,
+    make_topics: dict[str, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(parsing, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(parsing, "CHUNK_BYTES", 4_000)
+    path = tmp_path / "big.xml"
+    path.write_bytes(rss(_big_items(100)))
+    _add(engine, str(path))
+    assert _run(engine, settings.ingest, workers=2).new == 100
+    path.write_bytes(rss(_big_items(100, edit=True)).replace(b"</channel>", b"</chanel>"))
+    errors = []
+    for workers in (2, 0):
+        report = _run(engine, settings.ingest, workers=workers)
+        assert report.feeds[0].status is FeedStatus.FAILED
+        errors.append(report.feeds[0].error)
+    assert errors[0] == errors[1] and (errors[0] or "").startswith("malformed XML")
+    with Session(engine) as session:
+        assert not any("محدث" in a.title for a in _articles(session))  # untouched

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +14,7 @@ from sqlalchemy import Engine, text
 
 from digest.db import make_engine
 from digest.leader import Leadership
-from tests.conftest import IN_CI
+from tests import pg
 
 
 def test_one_leader_per_database_and_the_next_one_takes_over(engine: Engine) -> None:
@@ -59,6 +55,7 @@ def test_a_killed_leader_frees_the_lock(tmp_path: Path, engine: Engine) -> None:
         child.wait()
 
 
+@pytest.mark.sqlite_only  # lock files exist on SQLite only
 def test_a_removed_lock_file_means_the_lock_is_lost(engine: Engine) -> None:
     # Another process could lock a new file of the same name: this one must stop leading.
     leader = Leadership(engine)
@@ -69,58 +66,10 @@ def test_a_removed_lock_file_means_the_lock_is_lost(engine: Engine) -> None:
     leader.release()
 
 
-def _postgres_binaries() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
-
-
-def _missing(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server on loopback.
-
-    Skipped on a developer machine without PostgreSQL; in CI (CI=true) that is a failure.
-    """
-    binaries = _postgres_binaries()
-    if binaries is None:
-        _missing("PostgreSQL is not installed (apt-get install postgresql)")
-    import psycopg  # noqa: F401  (the driver must be there)
-
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        if shutil.which("runuser") is None:
-            _missing("running as root without runuser")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    # Not under pytest's tmp_path: the postgres user cannot enter root's private folders.
-    base = Path(tempfile.mkdtemp(prefix="digest-pg-"))
-    if as_user:
-        shutil.chown(base, "postgres")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    data = base / "data"
-    ctl = [*as_user, str(binaries / "pg_ctl"), "-D", str(data)]
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1"
-    try:
-        subprocess.run(
-            [*as_user, str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [*ctl, "-o", options, "-w", "-l", str(base / "log"), "start"],
-            check=True,
-            capture_output=True,
-        )
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+def pg_url(pg_server: pg.Server) -> str:
+    """The session's throwaway PostgreSQL server (tests/pg.py; a failure in CI without it)."""
+    return pg_server.url()
 
 
 def test_postgresql_advisory_lock_one_leader_and_a_dead_session_loses_it(pg_url: str) -> None:

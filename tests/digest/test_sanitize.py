@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mjml import mjml2html
 
 from digest.sanitize import (
+    _TEXT_ONLY,
     absolute_url,
     clean_html,
     first_image,
@@ -172,3 +178,20 @@ def test_images_left_without_a_source_are_dropped() -> None:
     assert cleaned == "<p>أب</p>"
     kept = clean_html('<img alt="صورة" src="/c.jpg">', BASE)
     assert kept == '<img alt="صورة" src="https://news.example.org/c.jpg">'
+
+
+# The reference implementations the faster ones must match exactly.
+_OLD_BLOCK = re.compile(r"<(?:br|/?p|/?div|/?li|/?h[1-6]|/?tr|/?td|/?th|/?blockquote|hr)\b", re.I)
+_OLD_SPACES = re.compile(r"\s+")
+_PIECES = ["<p>", "</p>", "<br>", "<BR/>", "<li>", "<h2>", "</H3>", "<hr>", "<pre>", "<b>", "<"]
+_PIECES += [">", "&amp;", "&nbsp;", "&#1575;", "نص", "a", " ", "\n", "\t", "\u00a0", "\u2028"]
+_HTMLISH = st.lists(st.sampled_from([*_PIECES, "\x0b"]), max_size=40).map("".join)
+
+
+@given(_HTMLISH)
+@settings(max_examples=300, deadline=None)
+def test_text_helpers_match_their_reference_implementations(fragment: str) -> None:
+    spaced = _OLD_BLOCK.sub(r" \g<0>", fragment)
+    expected = _OLD_SPACES.sub(" ", html.unescape(_TEXT_ONLY.clean(spaced))).strip()
+    assert html_to_text(fragment) == expected
+    assert plain_text(fragment, is_html=False) == _OLD_SPACES.sub(" ", fragment).strip()

@@ -278,6 +278,7 @@ def test_ticks_fall_on_round_times_even_after_a_start_at_any_time(settings: Sett
     assert {s.grace_seconds for s in specs.values()} == {600, 300, 120, 3600}
 
 
+@pytest.mark.sqlite_only  # removes the lock file (an advisory lock has none)
 def test_serve_steps_down_when_its_lock_is_lost_and_leads_again_when_it_is_free(
     engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -501,7 +502,10 @@ def test_two_scheduler_processes_one_leads_the_other_takes_over_each_digest_once
             leader.popen.wait(timeout=10)
             later = [f"b{i}@example.org" for i in range(20)]
             _import(engine, world, tmp_path / "later.csv", later, zone)
-            fol.wait_for(lambda: len(sink.messages) >= 80, "the new leader to send")
+            fol.wait_for(
+                lambda: len(sink.messages) >= 80 and "sent=20" in fol.text(),
+                "the new leader to send and log it",
+            )
             assert "leading" in fol.text() and "sent=20" in fol.text()
             assert fol.stop() == 0
         finally:

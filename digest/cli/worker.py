@@ -1,0 +1,72 @@
+"""`digest worker`: send what the planners queued, alongside other workers (PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Annotated
+
+import typer
+
+from digest.cli.context import app_context
+from digest.dispatch import DispatchOptions
+from digest.smtp import SmtpSender
+from digest.worker import Worker, WorkerOptions, share_of_rate
+
+
+def run(
+    ctx: typer.Context,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", "-c", min=1, max=256, help="SMTP connections (default [smtp])."
+        ),
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Exit when nothing is left to claim.")
+    ] = False,
+) -> None:
+    """Claim batches of queued deliveries and due retries, and send them (PostgreSQL).
+
+    Run as many as you like, on as many machines, against one database: rows are taken
+    with FOR UPDATE SKIP LOCKED under a lease ([workers] lease_seconds); rows of a worker
+    that died are taken again when its lease runs out. Each worker sends at most
+    [smtp] rate / [workers] count messages per second. SIGTERM or Ctrl-C finishes the
+    batch in flight, then exits 0.
+
+    Example: digest worker --concurrency 8
+    """
+    context = app_context(ctx)
+    settings = context.settings
+    engine = context.engine  # an unmigrated database stops here with a clear error
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    smtp = settings.smtp.model_copy(
+        update={
+            "rate": share_of_rate(settings),
+            "connections": concurrency or settings.smtp.connections,
+        }
+    )
+    options = DispatchOptions.from_settings(settings, concurrency=smtp.connections)
+    worker = Worker(engine, SmtpSender(smtp), options, WorkerOptions.from_settings(settings))
+    stopping = False
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        asyncio.run(worker.run(once=once, stop=lambda: stopping))
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    typer.echo(
+        f"worker {worker.options.name}: sent={worker.report.sent} "
+        f"temporary={worker.report.temporary} permanent={worker.report.permanent}"
+    )

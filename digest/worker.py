@@ -1,0 +1,238 @@
+"""`digest worker`: one of many processes sending what the planners queued (PostgreSQL).
+
+A worker claims a batch with `SELECT ... FOR UPDATE SKIP LOCKED` (two workers never wait
+for, nor take, the same rows), moves it to `sending` with a lease (`claimed_by`,
+`lease_until`) in the same transaction, and sends it through the Dispatcher's machinery:
+segments compiled once, one SMTP transaction and one committed outcome per message. A
+worker that dies leaves its rows in `sending`; once their lease has run out another worker
+claims them again, so at most the messages it had in flight are sent twice, and none is lost.
+
+Rate limit: each worker sends at most `[smtp] rate / [workers] count` messages per second
+(per-worker shares, no shared budget): no database round trip per message, no hot row
+that every worker updates, and a dead worker only lowers the total, never raises it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from digest.bulk import DriverSql
+from digest.clock import utcnow
+from digest.config import Settings
+from digest.dispatch import Dispatcher, DispatchOptions, DispatchReport
+from digest.errors import InvalidInput
+from digest.models import DeliveryStatus, EditionStatus
+from digest.outbox import Claimed, _day, _ids, _moment
+from digest.select import DELIVERY
+from digest.send import Sender
+from subscribers.models import MailingList, SubscriptionStatus
+
+logger = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:128]
+
+
+def share_of_rate(settings: Settings) -> float:
+    """This worker's messages per second: `[smtp] rate` split evenly (0 stays unlimited)."""
+    return settings.smtp.rate / settings.workers.count
+
+
+def claim_leased(
+    engine: Engine, *, worker: str, now: datetime, limit: int, lease: timedelta
+) -> list[Claimed]:
+    """Take up to `limit` rows: queued, retries now due, and `sending` rows whose lease ran out.
+
+    Rows whose subscription was withdrawn or whose address was suppressed since planning
+    are marked skipped here, never sent.
+    """
+    with engine.begin() as connection:
+        sql = DriverSql(connection)
+        m = sql.mark
+        stamp = sql.stamp(DELIVERY.c.created_at, now)
+        until = sql.stamp(DELIVERY.c.created_at, now + lease)
+        lock = " FOR UPDATE OF d SKIP LOCKED" if connection.dialect.name == "postgresql" else ""
+        ids = [
+            row[0]
+            for row in connection.exec_driver_sql(
+                "SELECT d.id FROM delivery d JOIN edition e ON e.id = d.edition_id "
+                f"WHERE e.status <> {m} AND (d.status = {m} "
+                f"OR (d.status = {m} AND d.next_attempt_at <= {m}) "
+                f"OR (d.status = {m} AND d.lease_until < {m})) "
+                f"ORDER BY d.id LIMIT {int(limit)}{lock}",
+                (
+                    EditionStatus.HELD.value,
+                    DeliveryStatus.QUEUED.value,
+                    DeliveryStatus.FAILED_TEMPORARY.value,
+                    stamp,
+                    DeliveryStatus.SENDING.value,
+                    stamp,
+                ),
+            )
+        ]
+        if not ids:
+            return []
+        marks = sql.marks(len(ids))
+        connection.exec_driver_sql(
+            f"UPDATE delivery SET status = {m}, attempts = attempts + 1, updated_at = {m}, "
+            f"claimed_by = {m}, lease_until = {m} WHERE id IN ({marks})",
+            (DeliveryStatus.SENDING.value, stamp, worker, until, *ids),
+        )
+        rows = connection.exec_driver_sql(
+            "SELECT d.id, d.edition_id, d.list_id, d.subscriber_id, s.email, s.name, d.locale, "
+            "e.local_date, d.topic_ids, d.article_ids, d.attempts, d.created_at, u.status, "
+            "p.id FROM delivery d JOIN edition e ON e.id = d.edition_id "
+            "JOIN subscriber s ON s.id = d.subscriber_id "
+            "LEFT JOIN subscription u ON u.subscriber_id = d.subscriber_id "
+            "AND u.list_id = d.list_id LEFT JOIN suppression p ON p.email = s.email "
+            f"WHERE d.id IN ({marks}) ORDER BY d.id",
+            tuple(ids),
+        ).all()
+        claimed: list[Claimed] = []
+        gone: list[tuple[object, ...]] = []
+        for row in rows:
+            (did, eid, lid, sid, email, name, locale, day, topics, articles, attempts) = row[:11]
+            created_at, sub_status, suppressed = row[11:]
+            if suppressed is not None or sub_status != SubscriptionStatus.ACTIVE:
+                reason = (
+                    "suppressed before sending" if suppressed else "unsubscribed before sending"
+                )
+                gone.append((DeliveryStatus.SKIPPED.value, reason, stamp, did))
+                continue
+            claimed.append(
+                Claimed(
+                    did,
+                    eid,
+                    lid,
+                    sid,
+                    email,
+                    name,
+                    locale,
+                    _day(day),
+                    _ids(topics),
+                    _ids(articles),
+                    attempts,
+                    _moment(sql, created_at),
+                )
+            )
+        sql.many(
+            "UPDATE delivery SET status = ?, smtp_message = ?, updated_at = ?, "
+            "lease_until = NULL WHERE id = ?",
+            gone,
+        )
+    return claimed
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    batch: int
+    lease: timedelta
+    poll_seconds: float
+    name: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings, name: str | None = None) -> WorkerOptions:
+        workers = settings.workers
+        return cls(
+            batch=workers.batch,
+            lease=timedelta(seconds=workers.lease_seconds),
+            poll_seconds=workers.poll_seconds,
+            name=name or worker_name(),
+        )
+
+
+class Worker:
+    """Claims and sends batches until `stop()` (or, with `once`, until nothing is claimable)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        sender: Sender,
+        dispatch: DispatchOptions,
+        options: WorkerOptions,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if engine.dialect.name != "postgresql":
+            raise InvalidInput(
+                "digest worker needs PostgreSQL ([database] url = postgresql+psycopg://...); "
+                "on SQLite `digest send` and the scheduler send in one process"
+            )
+        self.engine = engine
+        self.sender = sender
+        self.dispatch = DispatchOptions(
+            **{**dispatch.__dict__, "plan_only": False}  # this is where sending happens
+        )
+        self.options = options
+        self.clock = clock
+        self.report = DispatchReport()
+        self._dispatchers: dict[int, Dispatcher] = {}
+
+    def _dispatcher(self, list_id: int) -> Dispatcher:
+        found = self._dispatchers.get(list_id)
+        if found is None:
+            with Session(self.engine, expire_on_commit=False) as session:
+                mailing_list = session.get(MailingList, list_id)
+            if mailing_list is None:
+                raise InvalidInput(f"mailing list {list_id} does not exist")
+            found = self._dispatchers[list_id] = Dispatcher(
+                self.engine, mailing_list, self.sender, self.dispatch, clock=self.clock
+            )
+        return found
+
+    async def run(self, *, once: bool = False, stop: Callable[[], bool] = lambda: False) -> None:
+        async with self.sender:
+            while not stop():
+                try:
+                    batch = claim_leased(
+                        self.engine,
+                        worker=self.options.name,
+                        now=self.clock(),
+                        limit=self.options.batch,
+                        lease=self.options.lease,
+                    )
+                except DBAPIError as exc:  # database restarting: wait, reconnect, resume
+                    logger.warning("worker %s: database unavailable: %s", self.options.name, exc)
+                    await self._idle(stop)
+                    continue
+                if not batch:
+                    self._close_editions()
+                    if once:
+                        break
+                    await self._idle(stop)
+                    continue
+                lists: dict[int, list[Claimed]] = {}
+                for item in batch:
+                    lists.setdefault(item.list_id, []).append(item)
+                for list_id, items in lists.items():
+                    await self._dispatcher(list_id).send_batch(items, self.report)
+                logger.info(
+                    "worker %s: batch of %d, sent=%d so far",
+                    self.options.name,
+                    len(batch),
+                    self.report.sent,
+                )
+
+    async def _idle(self, stop: Callable[[], bool]) -> None:
+        waited = 0.0
+        while waited < self.options.poll_seconds and not stop():
+            await asyncio.sleep(0.1)
+            waited += 0.1
+
+    def _close_editions(self) -> None:
+        for dispatcher in self._dispatchers.values():
+            try:
+                dispatcher.close_editions()
+            except DBAPIError as exc:
+                logger.warning("worker %s: cannot close editions: %s", self.options.name, exc)
