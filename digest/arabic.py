@@ -49,7 +49,14 @@ _MATCHING = {
 }
 
 _MATCHING_CHARS = {chr(c): "" if to is None else str(to) for c, to in _MATCHING.items()}
-_TO_CHANGE = re.compile("[" + "".join(map(re.escape, _MATCHING_CHARS)) + "]")
+# Applied as: the dropped characters in one regex pass with an empty replacement (in C), then
+# str.replace for each replaced character present. The same as one simultaneous substitution
+# since no replacement is itself a character to change; ~2.5x faster than a regex calling
+# back per match, and far faster than str.translate (a dict lookup per character).
+_DROPPED = re.compile(
+    "[" + "".join(re.escape(c) for c, to in _MATCHING_CHARS.items() if not to) + "]"
+)
+_REPLACED = tuple((c, to) for c, to in _MATCHING_CHARS.items() if to)
 
 # A word: letters and digits, joined across "." "," "&" "'" inside it (1.5, 2,000, S&P).
 _TOKEN = re.compile(r"[^\W_]+(?:[.,&'’][^\W_]+)*")
@@ -80,14 +87,11 @@ def ascii_digits(text: str) -> str:
 def normalize(text: str) -> str:
     """The matching form of `text`: compatibility forms folded, no diacritics, unified
     letters, ASCII digits, case-folded Latin."""
-    folded = unicodedata.normalize("NFKC", text)
-    # A regex visiting only the characters to change is ~8x faster than str.translate,
-    # which looks up every character of a non-Latin text in a dict.
-    return _TO_CHANGE.sub(_replacement, folded).casefold()
-
-
-def _replacement(match: re.Match[str]) -> str:
-    return _MATCHING_CHARS[match.group()]
+    folded = _DROPPED.sub("", unicodedata.normalize("NFKC", text))
+    for char, replacement in _REPLACED:
+        if char in folded:
+            folded = folded.replace(char, replacement)
+    return folded.casefold()
 
 
 def tokens(text: str) -> list[str]:

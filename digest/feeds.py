@@ -129,13 +129,20 @@ def fetch(
     location: str,
     *,
     settings: IngestSettings,
-    client: httpx.Client,
+    client: httpx.Client | None,
     etag: str | None = None,
     last_modified: str | None = None,
 ) -> Fetched:
-    """The document at `location`; FeedError (saying what to fix) when it cannot be had."""
+    """The document at `location`; FeedError (saying what to fix) when it cannot be had.
+
+    `client`: for http(s) URLs (None: one made for this fetch); a local file needs none."""
     if is_local(location):
         return _read_file(Path(location), settings.max_bytes)
+    if client is None:
+        with httpx.Client(follow_redirects=True) as own:
+            return fetch(
+                location, settings=settings, client=own, etag=etag, last_modified=last_modified
+            )
     headers = {"Accept": ACCEPT, "User-Agent": settings.user_agent}
     if etag:
         headers["If-None-Match"] = etag

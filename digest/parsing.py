@@ -1,28 +1,31 @@
 """Big RSS/Atom documents parsed by feedparser in worker processes, whole items per chunk.
 
 feedparser is pure Python (~2,000 items/s on one core): most of the time of ingesting a big
-feed. A big document is cut, after one pass of a real XML tokenizer (expat) over it, into
-chunks of whole items, each a valid feed document of its own: the bytes before the first item
-(XML declaration, root and channel/feed elements with their namespaces and channel fields),
-some items as written, then the bytes after the last item (the closing tags). The chunks are
-parsed in a process pool, and handed back in order, so the caller stores the first chunks
-while the workers parse the next ones.
+feed. A big document is cut, by a real XML tokenizer (expat) reading it, into chunks of whole
+items, each a valid feed document of its own: the bytes before the first item (XML
+declaration, root and channel/feed elements with their namespaces and channel fields), some
+items as written, then the bytes after the last item (the end tags, and anything else the
+channel has after its items). Chunks go to a process pool as soon as the tokenizer has found
+their items, and come back in order, so the caller stores the first chunks while the workers
+parse the next ones.
 
 Anything unusual keeps the single parse of the whole document (`parse_document`), the only
 path for small documents: a document expat cannot read (the single parse then gives today's
 error), a DOCTYPE, items that are not all siblings at the usual place (RSS 2.0
 `rss/channel/item`, RSS 1.0 `rdf:RDF/item`, Atom `feed/entry`), anything but whitespace
-between items, an `item`/`entry` element anywhere else, bytes that are not UTF-8 (or ASCII)
-at the cut points. A chunk whose parse disagrees (an error, another item count, an encoding
-other than the one declared) raises `SplitFailed` so the caller parses the whole document
-once instead: the split changes the speed, never what is read.
+between items, an `item`/`entry` element anywhere else, an empty-element item, UTF-16/32.
+A chunk whose parse disagrees (an error, another item count, another encoding than the one
+declared, another title) makes the parts raise `SplitFailed`, so the caller parses the whole
+document once instead: the split changes the speed, never what is read.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Generator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -73,10 +76,6 @@ class Layout:
     header: bytes  # everything before the first item
     footer: bytes  # everything after the last item
     spans: list[tuple[int, int]]
-
-    def chunk(self, content: bytes, first: int, stop: int) -> bytes:
-        """A document with the items `first` to `stop - 1` (and what lies between them)."""
-        return self.header + content[self.spans[first][0] : self.spans[stop - 1][1]] + self.footer
 
 
 class _Unsplittable(Exception):
@@ -253,8 +252,9 @@ def default_workers() -> int:
 class ParseWorkers:
     """A process pool for parsing big documents, started on first use and shut down on exit.
 
-    `count` workers (default: one per usable CPU); fewer than two means no pool. A pool that
-    cannot start or breaks (a worker killed) is not used again: documents are parsed whole.
+    `count` workers (default: one per usable CPU); fewer than two means no pool, and so does
+    a process with other threads (see `_fork_context`). A pool that cannot start or breaks
+    (a worker killed) is not used again: documents are then parsed whole.
     """
 
     def __init__(self, count: int | None = None) -> None:
@@ -281,9 +281,12 @@ class ParseWorkers:
         if not self._usable:
             return None
         if self._pool is None:
+            context = _fork_context()
+            if context is None:
+                return None  # perhaps later, once other threads have ended
             try:
                 self._pool = ProcessPoolExecutor(
-                    self.count, mp_context=_context(), initializer=_quiet_worker
+                    self.count, mp_context=context, initializer=_quiet_worker
                 )
             except (OSError, ValueError, NotImplementedError, ImportError):
                 self._usable = False  # e.g. no /dev/shm for its locks
@@ -301,22 +304,27 @@ class ParseWorkers:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _context() -> multiprocessing.context.BaseContext:
-    """fork when safe (one thread: nothing can hold a lock the children inherit) — it starts
-    in milliseconds; else forkserver (a clean process, slower to start) where there is one."""
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    if "forkserver" in methods:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["digest.parsing"])
-        return context
-    return multiprocessing.get_context("spawn")
+def _fork_context() -> multiprocessing.context.BaseContext | None:
+    """fork, where it is safe and cheap: on Linux, and while this thread is the only one
+    (a lock another thread holds at the fork, e.g. on stdout, would stay held in the child).
+
+    Not spawn nor forkserver: their workers import the main module again, which for the
+    `digest` command is the whole CLI (~2 s of CPU each): more than they would save. So a
+    process with other threads (a progress bar, a scheduler) parses in one process.
+    """
+    if sys.platform != "linux" or threading.active_count() != 1:
+        return None
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return multiprocessing.get_context("fork")
 
 
 def _quiet_worker() -> None:
     # Ctrl-C is for the ingest process, which stops the pool; workers would print tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # What the worker inherited stays out of its garbage collections: they would walk (and
+    # so copy, page by page) the whole heap of the parent for nothing.
+    gc.freeze()
 
 
 def parse_parts(
@@ -360,7 +368,7 @@ def parse_parts(
             return split.run(chunk_bytes, workers)
         except _Unsplittable:
             split.cancel()
-        except (BrokenProcessPool, RuntimeError):  # the pool broke, or was shut down
+        except (BrokenProcessPool, RuntimeError, OSError):  # the pool broke, or cannot fork
             split.cancel()
             workers.broken()
     return one_part(parse_document(content, content_type=content_type, location=location, now=now))

@@ -134,3 +134,20 @@ _TEXT = st.text(
 @settings(max_examples=400, deadline=None)
 def test_tokens_are_the_token_pattern_over_the_normalised_text(text: str) -> None:
     assert arabic.tokens(text) == arabic._TOKEN.findall(arabic.normalize(text))
+
+
+def _one_substitution(text: str) -> str:
+    """The matching form as one simultaneous substitution (what `normalize` must equal)."""
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(arabic._MATCHING_CHARS.get(c, c) for c in folded).casefold()
+
+
+def test_no_replacement_is_itself_a_character_to_change() -> None:
+    # What makes replacing one character after the other the same as all at once.
+    assert not {to for _, to in arabic._REPLACED} & set(arabic._MATCHING_CHARS)
+
+
+@given(_TEXT)
+@settings(max_examples=400, deadline=None)
+def test_normalize_is_one_substitution_of_the_nfkc_form(text: str) -> None:
+    assert arabic.normalize(text) == _one_substitution(text)

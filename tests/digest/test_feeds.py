@@ -67,3 +67,14 @@ def test_redirects_are_followed_and_the_final_url_is_the_base() -> None:
 def test_connection_refused_is_a_feed_error() -> None:
     with httpx.Client() as client, pytest.raises(FeedError, match="cannot fetch"):
         feeds.fetch("http://127.0.0.1:9/rss", settings=IngestSettings(timeout=2), client=client)
+
+
+def test_without_a_client_a_url_gets_its_own_and_a_file_needs_none(tmp_path: Path) -> None:
+    path = tmp_path / "f.xml"
+    path.write_bytes(b"<rss/>")
+    assert feeds.fetch(str(path), settings=IngestSettings(), client=None).content == b"<rss/>"
+    with serving() as server:
+        server.routes["/old"] = Route(b"", status=302, headers={"Location": "/new"})
+        server.routes["/new"] = Route(b"<rss/>")
+        fetched = feeds.fetch(server.url("/old"), settings=IngestSettings(), client=None)
+    assert (fetched.content, fetched.location) == (b"<rss/>", server.url("/new"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -576,3 +577,17 @@ def test_channel_elements_after_the_items_are_in_every_chunk(workers: ParseWorke
     parts = _assert_same_as_whole(document, workers)
     assert {i.language for p in parts for i in p.items} == {"en"}
     assert any(i.url.startswith("https://other.example.org/news/") for p in parts for i in p.items)
+
+
+def test_a_process_with_other_threads_parses_in_one_process() -> None:
+    # fork() is not safe then, and the other start methods cost more than they save.
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with ParseWorkers(2) as fresh:
+            assert fresh.executor() is None
+            assert len(_split(rss(_many(60)), fresh)) == 1
+    finally:
+        stop.set()
+        other.join()
