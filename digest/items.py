@@ -28,6 +28,7 @@ from digest.sanitize import (
     first_image,
     html_to_text,
     plain_text,
+    summary_of,
     truncate_words,
 )
 
@@ -353,12 +354,12 @@ def _finish(raw: _RawItem, now: datetime) -> FeedItem | Skipped:
         return Skipped(ref, f"malformed link {link[:200]!r}")
     # Without a separate body (an RSS description alone), the description is the body.
     body = clean_html(raw.content_html or raw.summary_html, url)
-    body_text = html_to_text(body)
     summary = html_to_text(raw.summary_html) if raw.content_html else ""
-    summary = summary or truncate_words(body_text, SUMMARY_CHARS)
+    # Empty only when the body has no text either.
+    summary = summary or summary_of(body, SUMMARY_CHARS)
     title = plain_text(raw.title, is_html=raw.title_is_html)
     if not title:
-        title = truncate_words(summary or body_text, TITLE_CHARS)
+        title = truncate_words(summary, TITLE_CHARS)
     if not title:
         return Skipped(ref or url, "no title and no text")
     image = next((i for i in raw.images if i), None) or first_image(body)

@@ -35,8 +35,9 @@ URL_SCHEMES = frozenset({"http", "https", "mailto"})
 _TEXT_ONLY = nh3.Cleaner(tags=frozenset(), clean_content_tags=DROPPED_WITH_CONTENT)
 
 # Block boundaries become spaces when markup is stripped: "<p>a</p><p>b</p>" -> "a b".
-# (A space is put before each such tag: a lookahead and a plain replacement run in C.)
-_BLOCK = re.compile(r"(?=<(?:br|/?p|/?div|/?li|/?h[1-6]|/?tr|/?td|/?th|/?blockquote|hr)\b)", re.I)
+# (A space is put before each such tag: a plain replacement runs in C. Starting the pattern
+# with "<" rather than a lookahead lets the regex engine skip to the next "<": ~3x faster.)
+_BLOCK = re.compile(r"<(?=(?:/?(?:p|div|li|h[1-6]|t[rdh]|blockquote)|[bh]r)\b)", re.I)
 _PLAIN_WEB_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][^\s]*)?\Z", re.I)
 _IMG_SRC = re.compile(r'<img\b[^>]*?\ssrc="([^"]+)"')
 _IMG_WITHOUT_SRC = re.compile(r'<img\b(?![^>]*\ssrc=")[^>]*>')
@@ -105,9 +106,39 @@ def html_to_text(fragment: str) -> str:
     """The text of an HTML fragment on one line: tags dropped, entities decoded."""
     if not fragment:
         return ""
-    spaced = _BLOCK.sub(" ", fragment)
+    spaced = _BLOCK.sub(" <", fragment)
     stripped = _TEXT_ONLY.clean(spaced)
     return _one_line(html.unescape(stripped))
+
+
+def summary_of(clean: str, limit: int) -> str:
+    """`truncate_words(html_to_text(clean), limit)`, reading a long body only as far as needed.
+
+    A body can be 10-50 KB of HTML, and its text costs ~1 ms per 12 KB; a summary needs its
+    first `limit` characters. So the text of growing prefixes of the HTML is taken until it
+    is long enough that the prefix's cut (a tag, entity or word cut in two, within its last
+    `_CUT_MARGIN` characters of text) lies beyond what `truncate_words` looks at: the text
+    before the cut is the text of the whole body's start (HTML is read forwards; sanitised
+    HTML has no tables, whose text a parser would move).
+    """
+    size = max(8 * limit, 2048)
+    while size < len(clean):
+        start = html_to_text(clean[:size])[:-_CUT_MARGIN]
+        if len(start) > limit + 1 and (start[limit].isspace() or _space_before(start, limit)):
+            return truncate_words(start, limit)
+        size *= 4
+    return truncate_words(html_to_text(clean), limit)
+
+
+# The most text the cut of a prefix can change: an entity cut in two (the longest are ~33
+# characters) shows as its raw characters, the rest (a cut tag, a cut word) less.
+_CUT_MARGIN = 64
+
+
+def _space_before(text: str, limit: int) -> bool:
+    """`truncate_words` cuts `text` at a space before `limit`: not at the end of one long
+    word that may go on past the prefix."""
+    return max(text.rfind(" ", 0, limit), text.rfind("\n", 0, limit)) > 0
 
 
 def plain_text(value: str, *, is_html: bool | None = None) -> str:

@@ -17,6 +17,7 @@ from digest.sanitize import (
     first_image,
     html_to_text,
     plain_text,
+    summary_of,
     truncate_words,
 )
 
@@ -195,3 +196,51 @@ def test_text_helpers_match_their_reference_implementations(fragment: str) -> No
     expected = _OLD_SPACES.sub(" ", html.unescape(_TEXT_ONLY.clean(spaced))).strip()
     assert html_to_text(fragment) == expected
     assert plain_text(fragment, is_html=False) == _OLD_SPACES.sub(" ", fragment).strip()
+
+
+_BODY_PIECES = [
+    *_PIECES,
+    "<p>",
+    "</p>",
+    "<a href='/x'>",
+    "</a>",
+    "<em>",
+    "</em>",
+    "<table><tr><td>",
+    "</td></tr></table>",
+    "<!-- تعليق -->",
+    "&CounterClockwiseContourIntegral;",
+    "&lt;",
+    "&#x627;",
+    "كلمة ",
+    "اقتصاد ",
+    "2,000 ",
+    "https://news.example.org/" + "a" * 300,
+    "word",
+]
+_LONG_HTML = st.lists(st.sampled_from(_BODY_PIECES), min_size=200, max_size=3000).map("".join)
+
+
+@given(_LONG_HTML, st.integers(min_value=5, max_value=300))
+@settings(max_examples=150, deadline=None)
+def test_summary_of_a_long_body_is_the_summary_of_its_whole_text(fragment: str, limit: int) -> None:
+    clean = clean_html(fragment, BASE)
+    assert summary_of(clean, limit) == truncate_words(html_to_text(clean), limit)
+
+
+def test_summary_of_reads_a_long_body_only_as_far_as_needed() -> None:
+    paragraph = "<p>" + "نص عربي طويل " * 40 + "</p>"
+    body = paragraph * 2000  # ~1 MB of HTML
+    assert summary_of(body, 280) == truncate_words(html_to_text(body), 280)
+    assert len(summary_of(body, 280)) <= 281
+
+
+@pytest.mark.parametrize("shift", range(-30, -4))
+def test_summary_of_a_body_whose_first_prefix_cuts_an_entity(shift: int) -> None:
+    # Markup-heavy: the first prefix read has little text, and it ends inside "&amp;" or
+    # "&nbsp;" at some shift; the summary must still be that of the whole text.
+    link = '<a href="https://news.example.org/' + "q" * (1950 + shift) + '">ر</a>'
+    body = clean_html(f"<p>{'كلمة ' * 8}{link} &amp; &nbsp;ب {'كلمة ' * 400}</p>", BASE)
+    whole = html_to_text(body)
+    for limit in range(40, 60):
+        assert summary_of(body, limit) == truncate_words(whole, limit), limit
