@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -26,6 +28,17 @@ from tests import pg
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# Screenshots of the browser tests, for a person to look at.
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; never a downloaded browser
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # Read once at import: the autouse _clean_env removes every DIGEST_* variable per test.
 TEST_DATABASE = os.environ.get("DIGEST_TEST_DATABASE", "sqlite").strip().lower() or "sqlite"
 ON_POSTGRES = TEST_DATABASE in {"postgresql", "postgres", "pg"}
@@ -159,3 +172,22 @@ class Cli:
 @pytest.fixture
 def cli(db_url: str, engine: Engine) -> Cli:
     return Cli(db_url)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium driven by playwright, one per test module (playwright's sync API
+    keeps an event loop of its own while it runs); missing: a failure in CI, a skip
+    elsewhere."""
+    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

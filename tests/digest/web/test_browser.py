@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,20 +12,10 @@ from sqlmodel import Session
 from digest.config import Settings
 from digest.tokens import Purpose, Signer
 from subscribers.people import describe
-from tests.conftest import IN_CI, ROOT
+from tests.conftest import ARTIFACTS
 from tests.digest.dispatch_fixtures import World
 from tests.digest.web.helpers import LiveServer, free_socket, reader, start_live, with_base_url
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "tests" / "artifacts"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Direction of the page and of its heading, and whether anything sticks out sideways.
 LAYOUT = """() => ({
   dir: document.documentElement.dir,
@@ -40,22 +28,6 @@ LAYOUT = """() => ({
 })"""
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

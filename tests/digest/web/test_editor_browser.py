@@ -3,11 +3,9 @@ segment's email at two widths, pin an article and see it lead, send a test to th
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from sqlmodel import Session
 from digest.config import Settings
 from digest.editors import add_editor
 from digest.smtp import SmtpSender
-from tests.conftest import IN_CI, ROOT
+from tests.conftest import ARTIFACTS
 from tests.digest.dispatch_fixtures import World, add_article
 from tests.digest.web.helpers import (
     SENT_AT,
@@ -33,16 +31,6 @@ from tests.digest.web.helpers import (
 )
 from tests.smtp_sink import SmtpSink
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "tests" / "artifacts"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EDITOR, PASSWORD = "editor@news.example.org", "a long enough password"
 OLD_STORY = "قانون الانتخاب الجديد يصدر رسميًا"
 NEWS = "انتخابات بلدية في الرياض"
@@ -56,22 +44,6 @@ LAYOUT = """() => ({
 })"""
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
