@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine
 
@@ -63,3 +64,20 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print `message` on stderr; the caller raises the returned Exit."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+def progress_bar(console: Console, label: str, *, auto_refresh: bool = True) -> Progress:
+    """The progress bar of a long command: shown on a terminal only, gone when done.
+
+    `auto_refresh=False` starts no refresh thread (the bar is redrawn by `refresh()`): a
+    process with other threads cannot fork its parse workers (see digest/parsing.py)."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+        auto_refresh=auto_refresh,
+    )

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
 
 from digest import ingest, tags
-from digest.cli.context import app_context
+from digest.cli.context import app_context, progress_bar
 from digest.db import session_scope
 from digest.ingest import FeedReport, FeedStatus
 
@@ -35,12 +34,14 @@ def run(
             changed = tags.retag(session)
         typer.echo(f"re-tagged: {changed} article(s) changed topics")
         return
-    with Progress(console=context.console, disable=not context.console.is_terminal) as bar:
+    # No refresh thread: ingest forks parse workers for big feeds, which a thread forbids.
+    with progress_bar(context.console, "feeds", auto_refresh=False) as bar:
         task = bar.add_task("ingest", total=None)
 
         def done(one: FeedReport) -> None:
             _print(one)
             bar.advance(task)
+            bar.refresh()
 
         report = ingest.ingest(context.engine, context.settings.ingest, only=feed, on_feed=done)
     typer.echo(f"{len(report.feeds)} feed(s), {report.new} new article(s)")

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from digest.cli.context import AppContext, app_context, print_json, print_table
+from digest.cli.context import AppContext, app_context, print_json, print_table, progress_bar
 from digest.clock import utcnow
 from digest.db import session_scope
 from digest.dispatch import DispatchOptions, DispatchReport
@@ -112,15 +111,7 @@ async def _dispatch(
     limit: int | None,
     to_dir: Path | None,
 ) -> DispatchReport:
-    with Progress(
-        TextColumn("sending"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=context.console,
-        disable=not context.console.is_terminal,
-        transient=True,
-    ) as progress:
+    with progress_bar(context.console, "sending") as progress:
         task = progress.add_task("send", total=None)
         return await send_list(
             context.engine,

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from digest import topics
-from digest.cli.context import app_context, print_json
+from digest.cli.context import app_context, print_json, progress_bar
 from digest.confirmations import mail_confirmation
 from digest.db import session_scope
 from digest.errors import InvalidInput
@@ -117,15 +116,7 @@ def import_(
         dry_run=dry_run,
     )
     total = imports.check_utf8(file)
-    with Progress(
-        TextColumn("importing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=context.console,
-        disable=not context.console.is_terminal,
-        transient=True,
-    ) as progress:
+    with progress_bar(context.console, "importing") as progress:
         task = progress.add_task("import", total=max(total - 1, 1))
         report = imports.import_csv(
             context.engine,
