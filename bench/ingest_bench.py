@@ -256,7 +256,7 @@ def main() -> None:
     parser.add_argument("--keywords", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--naive", type=int, default=300, help="items the naive tagger tags")
-    parser.add_argument("--repeat", type=int, default=3, help="ingest runs (best is shown)")
+    parser.add_argument("--repeat", type=int, default=5, help="ingest runs (best is shown)")
     parser.add_argument(
         "--workers", type=int, default=None, help="parse workers (default: one per CPU)"
     )
