@@ -174,7 +174,7 @@ class WorkersSettings(_Section):
     enabled: bool = False
     count: int = Field(1, ge=1, le=1024)
     batch: int = Field(200, ge=1, le=10_000)
-    lease_seconds: float = Field(600.0, ge=5, le=86_400)
+    lease_seconds: float = Field(120.0, ge=5, le=86_400)
     poll_seconds: float = Field(2.0, gt=0, le=3600)
 
 

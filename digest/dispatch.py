@@ -26,10 +26,10 @@ from digest.editorial import EditionControls
 from digest.errors import InvalidInput
 from digest.mime import DkimSigner, EncodedSlots, MessageTemplate, make_message_id
 from digest.models import DeliveryStatus, EditionStatus
-from digest.outbox import Claimed, Recorder, Result, claim, plan, requeue
+from digest.outbox import Claimed, Recorder, Result, claim, plan_batches, requeue
 from digest.render import Recipient, Renderer, RenderOptions
 from digest.render_data import ArticleView, Segment, TopicView
-from digest.select import ARTICLE, ARTICLE_TOPIC, DELIVERY, TOPIC, select_due
+from digest.select import ARTICLE, ARTICLE_TOPIC, DELIVERY, TOPIC, due_in_batches
 from digest.send import Envelope, Outcome, RetryPolicy, Sender
 from digest.tokens import Signer, tokens_for
 from subscribers.models import MailingList
@@ -135,31 +135,33 @@ class Dispatcher:
         now = self.clock() if now is None else now
         report = DispatchReport()
         with self.engine.connect() as connection:
-            selection = select_due(
-                connection,
-                self.mailing_list,
-                now=now,
-                max_articles=self.options.max_articles,
-                day=day,
-                max_lateness=max_lateness,
-                editorial=editorial_around(connection, self.mailing_list, now, day),
-            )
-        planned = plan(self.engine, selection, now)
-        report.due = selection.due
+            editorial = editorial_around(connection, self.mailing_list, now, day)
+        # Batch by batch: memory does not grow with the list (1,000,000 subscribers).
+        batches = due_in_batches(
+            self.engine,
+            self.mailing_list,
+            now=now,
+            max_articles=self.options.max_articles,
+            day=day,
+            max_lateness=max_lateness,
+            editorial=editorial,
+        )
+        planned = plan_batches(self.engine, batches, now)
+        report.due = planned.due
         report.queued = planned.queued
         report.skipped_empty = planned.skipped_empty
         report.already_planned = planned.already_planned
-        report.segments = len(selection.segments)
+        report.segments = planned.segments
         report.late = planned.skipped_late
-        report.waiting = len(selection.waiting)
-        if selection.late:
+        report.waiting = planned.waiting
+        if planned.late:
             logger.warning(
                 "list %s: %d digest(s) skipped, more than %s after their hour: %s",
                 self.mailing_list.slug,
-                len(selection.late),
+                planned.skipped_late,
                 max_lateness,
-                ", ".join(f"{d.email} ({d.local_date})" for d in selection.late[:10])
-                + (f" and {len(selection.late) - 10} more" if len(selection.late) > 10 else ""),
+                ", ".join(f"{d.email} ({d.local_date})" for d in planned.late[:10])
+                + (f" and {planned.skipped_late - 10} more" if planned.skipped_late > 10 else ""),
             )
         await self.send_claimed(report, now=now, day=day, limit=limit, stop=stop)
         self._close_editions()
@@ -180,6 +182,10 @@ class Dispatcher:
         if self.options.plan_only:
             return
         done = 0
+
+        def skipped(count: int) -> None:
+            report.skipped_unsubscribed += count
+
         while (limit is None or done < limit) and not (stop is not None and stop()):
             size = (
                 self.options.batch_size
@@ -192,6 +198,7 @@ class Dispatcher:
                 now=now,
                 limit=size,
                 edition_date=day,
+                on_skipped=skipped,
             )
             if not batch:
                 break

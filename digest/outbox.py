@@ -11,20 +11,27 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from digest.bulk import DriverSql
+from digest.errors import DigestError
 from digest.models import DeliveryStatus, EditionStatus
 from digest.select import DELIVERY, Due, Selection
 from digest.send import RetryPolicy
 from subscribers.models import SubscriptionStatus, SuppressionReason
+
+logger = logging.getLogger(__name__)
 
 # Smtp_message of a digest not sent because the scheduler came back too long after its hour.
 LATE_NOTE = "skipped: past the lateness limit (the scheduler was not running at its hour)"
@@ -69,68 +76,14 @@ def plan(engine: Engine, selection: Selection, now: datetime) -> PlanReport:
         dates |= {d.local_date for d in selection.late}
         waiting = {d.local_date for d in selection.waiting} - dates
         editions = _editions(sql, selection.list_id, sorted(dates), now, sorted(waiting))
-        stamp = sql.stamp(DELIVERY.c.created_at, now)
-        rows: list[tuple[object, ...]] = []
-        # Most subscribers share a window and a segment: convert each value once, not per row.
-        windows: dict[tuple[datetime, object], object] = {}
-        texts: dict[tuple[int, ...], str] = {}
-
-        def moment(value: datetime) -> object:
-            key = (value, value.tzinfo)  # equal instants in two zones may be stored apart
-            found = windows.get(key)
-            if found is None:  # window_start and window_end have the same column type
-                found = windows[key] = sql.stamp(DELIVERY.c.window_start, value)
-            return found
-
-        def text(ids: Sequence[int]) -> str:
-            key = tuple(ids)
-            found = texts.get(key)
-            if found is None:
-                found = texts[key] = sql.json(list(key))
-            return found
-
-        def row(
-            due: Due,
-            status: str,
-            topic_ids: Sequence[int],
-            article_ids: Sequence[int],
-            note: str = "no new articles",
-        ) -> None:
-            rows.append(
-                (
-                    editions[due.local_date],
-                    selection.list_id,
-                    due.subscriber_id,
-                    status,
-                    0,
-                    stamp,
-                    moment(due.window_start),
-                    moment(due.window_end),
-                    due.locale,
-                    text(topic_ids),
-                    text(article_ids),
-                    stamp,
-                    stamp,
-                    note if status == DeliveryStatus.SKIPPED else "",
-                )
-            )
-
+        rows = _Rows(sql, editions)
         for planned in selection.segments:
-            for due in planned.recipients:
-                row(due, DeliveryStatus.QUEUED, planned.topic_ids, planned.article_ids)
-        for due in selection.empty:
-            row(due, DeliveryStatus.SKIPPED, due.topic_ids, ())
-        for due in selection.late:
-            row(due, DeliveryStatus.SKIPPED, due.topic_ids, (), LATE_NOTE)
-        before = _count(connection, selection.list_id)
-        sql.many(
-            "INSERT INTO delivery (edition_id, list_id, subscriber_id, status, attempts, "
-            "next_attempt_at, window_start, window_end, locale, topic_ids, article_ids, "
-            f"created_at, updated_at, smtp_message) VALUES ({sql.marks(14)}) "
-            "ON CONFLICT (edition_id, subscriber_id) DO NOTHING",
-            rows,
-        )
-        inserted = _count(connection, selection.list_id) - before
+            rows.add(
+                planned.recipients, DeliveryStatus.QUEUED, planned.topic_ids, planned.article_ids
+            )
+        rows.add(selection.empty, DeliveryStatus.SKIPPED, None, (), "no new articles")
+        rows.add(selection.late, DeliveryStatus.SKIPPED, None, (), LATE_NOTE)
+        inserted = _insert(sql, selection.list_id, sql.stamp(DELIVERY.c.created_at, now), rows)
     empty = len(selection.empty)
     queued = sum(len(s.recipients) for s in selection.segments)
     return PlanReport(
@@ -139,6 +92,192 @@ def plan(engine: Engine, selection: Selection, now: datetime) -> PlanReport:
         already_planned=len(rows) - inserted,
         skipped_late=len(selection.late),
     )
+
+
+class _Rows:
+    """A batch's delivery rows: per row its subscriber and its "kind", the values it shares
+    with many others (edition, status, window, locale, topics, articles, note).
+
+    A batch of 20,000 rows holds a few hundred kinds (segments times windows): each kind's
+    values are converted, sent and parsed once, not once per row."""
+
+    def __init__(self, sql: DriverSql, editions: dict[date, int]) -> None:
+        self.sql = sql
+        self.editions = editions
+        self.subscriber: list[int] = []
+        self.kind: list[int] = []  # index into self.kinds
+        self.kinds: list[tuple[Any, ...]] = []
+        self._kinds: dict[tuple[object, ...], int] = {}
+        self._texts: dict[tuple[int, ...], str] = {}
+
+    def __len__(self) -> int:
+        return len(self.subscriber)
+
+    def add(
+        self,
+        recipients: Sequence[Due],
+        status: str,
+        topic_ids: Sequence[int] | None,  # None: each recipient's own
+        article_ids: Sequence[int],
+        note: str = "",
+    ) -> None:
+        known, kind = self._kinds, self._kind
+        shared = (status, None if topic_ids is None else tuple(topic_ids), tuple(article_ids), note)
+        for d in recipients:
+            start, end = d.window_start, d.window_end
+            # tzinfo too: equal instants in two zones may be stored apart
+            key: tuple[object, ...] = (*shared, d.local_date, start, start.tzinfo, end)
+            key += (end.tzinfo, d.locale)
+            if topic_ids is None:
+                key += (d.topic_ids,)
+            found = known.get(key)
+            if found is None:
+                found = known[key] = kind(d, status, topic_ids, article_ids, note)
+            self.kind.append(found)
+        self.subscriber += [d.subscriber_id for d in recipients]
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """(edition, subscriber, status, start, end, locale, topics, articles, note) each."""
+        kinds = self.kinds
+        return [
+            (kinds[k][0], s, *kinds[k][1:]) for s, k in zip(self.subscriber, self.kind, strict=True)
+        ]
+
+    def _kind(
+        self,
+        due: Due,
+        status: str,
+        topic_ids: Sequence[int] | None,
+        article_ids: Sequence[int],
+        note: str,
+    ) -> int:
+        stamp = self.sql.stamp  # window_start and window_end have the same column type
+        self.kinds.append(
+            (
+                self.editions[due.local_date],
+                str(status),
+                stamp(DELIVERY.c.window_start, due.window_start),
+                stamp(DELIVERY.c.window_start, due.window_end),
+                due.locale,
+                self._json(due.topic_ids if topic_ids is None else topic_ids),
+                self._json(article_ids),
+                note,
+            )
+        )
+        return len(self.kinds) - 1
+
+    def _json(self, ids: Sequence[int]) -> str:
+        key = tuple(ids)
+        found = self._texts.get(key)
+        if found is None:
+            found = self._texts[key] = self.sql.json(list(key))
+        return found
+
+
+@dataclass
+class ListPlan:
+    """What planning a whole list batch by batch did (`plan_batches`)."""
+
+    due: int = 0
+    queued: int = 0
+    skipped_empty: int = 0
+    already_planned: int = 0
+    skipped_late: int = 0
+    waiting: int = 0
+    segments: int = 0  # distinct ones: a segment may span batches
+    late: list[Due] = field(default_factory=list)  # the first few skipped as late, for the log
+
+
+def plan_batches(
+    engine: Engine, selections: Iterable[Selection], now: datetime, *, keep_late: int = 10
+) -> ListPlan:
+    """`plan` each batch of `select.due_in_batches` as it comes, each in its own transaction.
+
+    Memory stays that of a batch or two whatever the list's size; a crash between batches
+    leaves the earlier ones planned, and the next run plans the rest (planning twice is a
+    no-op). Workers may start sending the first batches while the next are planned.
+
+    A second thread writes each batch while the next one is selected, so the database and
+    this process work at the same time (on a list of a million, each takes about as long).
+    """
+    total = ListPlan()
+    keys: set[str] = set()
+
+    def add(selection: Selection, report: PlanReport) -> None:
+        total.due += selection.due
+        total.queued += report.queued
+        total.skipped_empty += report.skipped_empty
+        total.already_planned += report.already_planned
+        total.skipped_late += report.skipped_late
+        total.waiting += len(selection.waiting)
+        keys.update(s.key for s in selection.segments)
+        total.late += selection.late[: max(0, keep_late - len(total.late))]
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as writer:
+        written: tuple[Selection, Future[PlanReport]] | None = None
+        for selection in selections:  # the next batch is selected while one is written
+            if written is not None:
+                add(written[0], written[1].result())
+            written = (selection, writer.submit(plan, engine, selection, now))
+        if written is not None:
+            add(written[0], written[1].result())
+    total.segments = len(keys)
+    return total
+
+
+_COLUMNS = (
+    "edition_id, list_id, subscriber_id, status, attempts, next_attempt_at, window_start, "
+    "window_end, locale, topic_ids, article_ids, created_at, updated_at, smtp_message"
+)
+
+
+def _insert(sql: DriverSql, list_id: int, stamp: object, rows: _Rows) -> int:
+    """Insert the planned `rows` unless already there; returns how many were new."""
+    if not rows:
+        return 0
+    connection = sql.connection
+    if connection.dialect.name == "postgresql":
+        # One statement per batch: the rows as two int arrays (subscriber, kind) and each
+        # kind's values once, so a batch sends and parses a few hundred values, not nine a row.
+        kinds = list(zip(*rows.kinds, strict=True))
+        result = connection.exec_driver_sql(
+            "WITH k AS MATERIALIZED (SELECT n - 1 AS k, e, st, ws, we, lo, ti::json AS ti, "
+            "ai::json AS ai, sm FROM unnest(%s::int[], %s::text[], %s::timestamptz[], "
+            "%s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+            "WITH ORDINALITY AS v(e, st, ws, we, lo, ti, ai, sm, n)) "
+            f"INSERT INTO delivery ({_COLUMNS}) "
+            "SELECT k.e, %s, r.s, k.st, 0, %s, k.ws, k.we, k.lo, k.ti, k.ai, %s, %s, k.sm "
+            "FROM unnest(%s::int[], %s::int[]) WITH ORDINALITY AS r(s, k, n) JOIN k USING (k) "
+            "ORDER BY r.n "
+            "ON CONFLICT (edition_id, subscriber_id) DO NOTHING",
+            (
+                *(list(column) for column in kinds),
+                list_id,
+                stamp,
+                stamp,
+                stamp,
+                _array(map(str, rows.subscriber)),
+                _array(map(str, rows.kind)),
+            ),
+        )
+        return int(result.rowcount)
+    changes = "SELECT total_changes()"  # per connection: what this INSERT really added
+    before = int(connection.exec_driver_sql(changes).scalar_one())
+    sql.many(
+        f"INSERT INTO delivery ({_COLUMNS}) VALUES ({sql.marks(14)}) "
+        "ON CONFLICT (edition_id, subscriber_id) DO NOTHING",
+        [
+            (e, list_id, s, st, 0, stamp, ws, we, lo, ti, ai, stamp, stamp, sm)
+            for e, s, st, ws, we, lo, ti, ai, sm in rows.rows()
+        ],
+    )
+    return int(connection.exec_driver_sql(changes).scalar_one()) - before
+
+
+def _array(elements: Iterable[str]) -> str:
+    """A PostgreSQL array literal (the statement casts it): one join, where the driver's list
+    adapter costs microseconds an element."""
+    return "{" + ",".join(elements) + "}"
 
 
 def _editions(
@@ -177,15 +316,6 @@ def _editions(
     return {_day(k): v for k, v in found.items()}
 
 
-def _count(connection: Connection, list_id: int) -> int:
-    mark = DriverSql(connection).mark
-    return int(
-        connection.exec_driver_sql(
-            f"SELECT COUNT(*) FROM delivery WHERE list_id = {mark}", (list_id,)
-        ).scalar_one()
-    )
-
-
 def release_orphans(engine: Engine, list_id: int | None = None) -> int:
     """Put back in the queue what a dead process left in `sending` (call under the send lock).
 
@@ -218,13 +348,37 @@ def requeue(engine: Engine, ids: Sequence[int]) -> None:
 
 
 def claim(
-    engine: Engine, *, list_id: int, now: datetime, limit: int, edition_date: date | None = None
+    engine: Engine,
+    *,
+    list_id: int,
+    now: datetime,
+    limit: int,
+    edition_date: date | None = None,
+    on_skipped: Callable[[int], None] | None = None,
 ) -> list[Claimed]:
     """Take up to `limit` sendable deliveries of the list: queued ones and retries now due.
 
     Rows whose subscription was withdrawn or whose address was suppressed since planning
-    are skipped here, so they are never sent.
+    are skipped here, so they are never sent. An empty list means nothing is left to claim:
+    a batch whose rows were all skipped (or all taken by a racing sender) is followed by
+    the next one, not mistaken for the end of the queue. `on_skipped` is told how many
+    rows each claim skipped.
     """
+    while True:
+        claimed, seen, skipped = _claim_once(
+            engine, list_id=list_id, now=now, limit=limit, edition_date=edition_date
+        )
+        if skipped and on_skipped is not None:
+            on_skipped(skipped)
+        if claimed or not seen:
+            return claimed
+
+
+def _claim_once(
+    engine: Engine, *, list_id: int, now: datetime, limit: int, edition_date: date | None
+) -> tuple[list[Claimed], int, int]:
+    """One claim in one transaction: what was claimed, how many rows it looked at, and how
+    many of them it skipped."""
     with engine.begin() as connection:
         sql = DriverSql(connection)
         m = sql.mark
@@ -309,7 +463,7 @@ def claim(
             ],
         )
         taken = _take(sql, [c.id for c in claimed], stamp)
-    return [c for c in claimed if c.id in taken]
+    return [c for c in claimed if c.id in taken], len(rows), len(gone)
 
 
 def _take(sql: DriverSql, ids: Sequence[int], stamp: object) -> set[int]:
@@ -362,46 +516,100 @@ _SENT = (
 )
 
 
+class OutcomeNotRecorded(DigestError):
+    """The database stayed unreachable while an outcome waited to be written."""
+
+
 class Recorder:
     """Writes each outcome in its own small transaction, right after its SMTP transaction.
 
     Inside `with recorder.connected():` every outcome reuses one connection, still with one
     commit each: checking a pooled connection out and back in per message cost more than the
     UPDATE and its commit (send bench: ~450 µs a message, ~130 µs reused).
+
+    The database may be restarting (or failing over) when a message has just gone out: the
+    outcome is then retried on a new connection for up to `patience` seconds (the write is
+    idempotent, so a commit whose answer was lost does no harm). Past that it raises
+    OutcomeNotRecorded and the row stays `sending`: a worker's lease runs out and the row
+    is claimed again (`release_orphans` does the same for `digest send`), so the message
+    may go twice but is never lost, nor ever marked unsent.
     """
+
+    # Seconds an outcome is retried while the database is unreachable: a restart or a
+    # failover takes a few; an instance may set its own.
+    patience = 30.0
 
     def __init__(self, engine: Engine, policy: RetryPolicy) -> None:
         self.engine = engine
         self.policy = policy
         self._connection: Connection | None = None
+        self._held = False
+        self._gave_up = False
         self._to_db: Callable[[datetime], Any] | None = None
 
     @contextmanager
     def connected(self) -> Iterator[None]:
         """Keep one connection for the outcomes recorded inside (no transaction stays open)."""
-        if self._connection is not None:
+        if self._held:
             yield
             return
-        with self.engine.connect() as connection:
-            self._connection = connection
-            try:
-                yield
-            finally:
-                self._connection = None
+        self._held = True
+        self._gave_up = False
+        try:
+            yield
+        finally:
+            self._held = False
+            self._drop()
 
     def record(self, claimed: Claimed, result: Result, now: datetime) -> str:
-        """Store the outcome and commit it; returns the delivery's new status."""
-        connection = self._connection
-        if connection is None:
+        """Store the outcome and commit it; returns the delivery's new status.
+
+        Raises OutcomeNotRecorded when the database stays unreachable for `patience`
+        seconds; after that, at once until the next `connected()` block (the rest of the
+        batch would only wait for a database that is not back).
+        """
+        deadline = time.monotonic() + self.patience
+        pause = 0.05
+        while True:
+            try:
+                return self._commit(claimed, result, now)
+            except (OperationalError, InterfaceError) as exc:  # PEP 249: unavailable, cut off
+                self._drop()
+                if self._gave_up or time.monotonic() + pause > deadline:
+                    self._gave_up = True
+                    raise OutcomeNotRecorded(
+                        f"delivery {claimed.id} ({claimed.email}): outcome {result.status!r} "
+                        f"not recorded, the database stayed unreachable for {self.patience:g}s; "
+                        "the row stays `sending` and is sent again later (after its lease, or "
+                        f"at the next `digest send`): {exc.orig}"
+                    ) from exc
+                logger.warning(
+                    "delivery %s: cannot record its outcome yet, retrying: %s", claimed.id, exc.orig
+                )
+                time.sleep(pause)  # nothing else can be recorded meanwhile either
+                pause = min(pause * 2, 1.0)
+
+    def _commit(self, claimed: Claimed, result: Result, now: datetime) -> str:
+        if not self._held:
             with self.engine.begin() as fresh:
                 return self._write(fresh, claimed, result, now)
+        if self._connection is None:
+            self._connection = self.engine.connect()
+        connection = self._connection
         try:
             status = self._write(connection, claimed, result, now)
+            connection.commit()
         except BaseException:
-            connection.rollback()
+            with suppress(SQLAlchemyError):  # a connection cut off cannot even roll back
+                connection.rollback()
             raise
-        connection.commit()
         return status
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with suppress(SQLAlchemyError):
+                connection.close()
 
     def _stamp(self, connection: Connection, moment: datetime) -> Any:
         if self._to_db is None:  # the column type's bind processor, looked up once

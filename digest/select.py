@@ -2,21 +2,23 @@
 
 A constant number of queries per list, whatever its size: subscriptions, their topics,
 their previous cutoffs, the candidate articles with their topics, and what was already
-sent. Everything else is computed in memory, once per group of subscribers who share
-topics, language, date and window (in steady state, a handful of groups per list).
+sent (planning, `due_in_batches`, runs them per batch of subscribers, in bounded memory).
+Everything else is computed in memory, once per group of subscribers who share topics,
+language, date and window (in steady state, a handful of groups per list).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, func, or_, select
 
 from digest.editorial import EditionControls, Editorial
 from digest.models import Article, ArticleTopic, Delivery, DeliveryStatus, Edition, Topic
@@ -43,6 +45,11 @@ SUBSCRIPTION: Table = Subscription.__table__  # type: ignore[attr-defined]
 SUBSCRIPTION_TOPIC: Table = SubscriptionTopic.__table__  # type: ignore[attr-defined]
 SUPPRESSION: Table = Suppression.__table__  # type: ignore[attr-defined]
 
+# Subscription id, subscriber id, email, name, locale, time zone, send hour (`_active`).
+ActiveRows = Iterable[tuple[int, int, str, str, str, str, int | None]]
+# Subscriptions `due_in_batches` reads and plans at a time: few round trips per list, and a
+# memory use that does not grow with the list.
+BATCH = 20_000
 FIRST_WINDOW = {Cadence.DAILY.value: timedelta(days=1), Cadence.WEEKLY.value: timedelta(days=7)}
 
 
@@ -103,6 +110,9 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+# Cached: a list's subscribers share a few (time zone, hour) pairs, and planning asks for each
+# of a million subscribers.
+@lru_cache(maxsize=4096)
 def local_due_date(now: datetime, timezone: str, hour: int, day: date | None = None) -> date | None:
     """The local date whose digest is due at `now`, or None when the send hour has not come.
 
@@ -112,6 +122,7 @@ def local_due_date(now: datetime, timezone: str, hour: int, day: date | None = N
     return local_day if due_moment(local_day, timezone, hour) <= now else None
 
 
+@lru_cache(maxsize=4096)
 def due_moment(day: date, timezone: str, hour: int) -> datetime:
     """When `day`'s digest falls due: `hour`:00 local time (in a DST gap: standard time)."""
     return datetime.combine(day, time(hour), tzinfo=_zone(timezone))
@@ -137,19 +148,147 @@ def select_due(
 
     With `editorial`, subscribers whose edition is held or awaits approval go to
     `Selection.waiting`; lateness then counts from the edition's approval or release.
+
+    The whole list at once: `due_in_batches` gives the same answer in bounded memory.
     """
     assert mailing_list.id is not None
+    rows = _active(connection, mailing_list.id)
+    return _select(
+        connection,
+        mailing_list,
+        rows,
+        None,
+        _topics(connection),
+        now=now,
+        max_articles=max_articles,
+        day=day,
+        max_lateness=max_lateness,
+        editorial=editorial,
+    )
+
+
+def due_in_batches(
+    engine: Engine,
+    mailing_list: MailingList,
+    *,
+    now: datetime,
+    max_articles: int,
+    day: date | None = None,
+    max_lateness: timedelta | None = None,
+    editorial: Editorial | None = None,
+    batch_size: int = BATCH,
+) -> Iterator[Selection]:
+    """`select_due`, `batch_size` subscriptions at a time (in subscriber id order, each batch
+    read on a connection of its own): memory stays that of one batch whatever the list's size.
+
+    Every query of a batch is bounded to its range of subscriber ids, which the delivery
+    table's (list_id, subscriber_id) index serves directly: what the earlier batches just
+    planned is never read again, even before PostgreSQL's statistics know of those rows.
+    Together the batches are `select_due`'s answer; a segment that two batches both hold
+    has the same key in each.
+    """
+    assert mailing_list.id is not None and batch_size > 0
+    topics: dict[int, TopicView] | None = None
+    after = 0
+    while True:
+        with engine.connect() as connection:
+            topics = _topics(connection) if topics is None else topics
+            upto = _batch_end(connection, mailing_list.id, after, batch_size)
+            span = _Span(after, upto)
+            rows = list(_active(connection, mailing_list.id, span))
+            if rows:
+                ids = [row[0] for row in rows]
+                span = replace(span, first=min(ids), last=max(ids))
+                selection = _select(
+                    connection,
+                    mailing_list,
+                    rows,
+                    span,
+                    topics,
+                    now=now,
+                    max_articles=max_articles,
+                    day=day,
+                    max_lateness=max_lateness,
+                    editorial=editorial,
+                )
+        if rows:
+            yield selection
+        if upto is None:
+            return
+        after = upto
+
+
+@dataclass(frozen=True)
+class _Span:
+    """One batch of `due_in_batches`: the subscribers whose id is in (after, upto] (`upto`
+    None: every one above `after`); `first` and `last` bound their subscriptions' ids."""
+
+    after: int
+    upto: int | None
+    first: int | None = None
+    last: int | None = None
+
+
+def _subscribers_in(column: ColumnElement[int], span: _Span | None) -> list[ColumnElement[bool]]:
+    """Conditions keeping a batch's subscriber ids in `column` (none: every subscriber).
+
+    Explicit ranges, never a join to the batch's subscriptions: PostgreSQL then walks the
+    (list_id, subscriber_id) indexes over the range, whatever its statistics say (the
+    delivery table grows by the earlier batches while its statistics still say empty)."""
+    if span is None:
+        return []
+    bounds = [column > span.after]
+    return bounds if span.upto is None else [*bounds, column <= span.upto]
+
+
+def _subscriptions_in(column: ColumnElement[int], span: _Span | None) -> list[ColumnElement[bool]]:
+    """Conditions keeping `column` within the batch's subscription ids (none: no batch)."""
+    if span is None or span.first is None or span.last is None:
+        return []
+    return [column >= span.first, column <= span.last]
+
+
+def _batch_end(connection: Connection, list_id: int, after: int, size: int) -> int | None:
+    """The subscriber id that ends the batch starting above `after`: None for the last one."""
+    found = connection.execute(
+        select(SUBSCRIPTION.c.subscriber_id)
+        .where(SUBSCRIPTION.c.list_id == list_id, SUBSCRIPTION.c.subscriber_id > after)
+        .order_by(SUBSCRIPTION.c.subscriber_id)
+        .offset(size - 1)
+        .limit(1)
+    ).scalar()
+    return None if found is None else int(found)
+
+
+def _select(
+    connection: Connection,
+    mailing_list: MailingList,
+    rows: ActiveRows,
+    span: _Span | None,
+    topics: dict[int, TopicView],
+    *,
+    now: datetime,
+    max_articles: int,
+    day: date | None,
+    max_lateness: timedelta | None,
+    editorial: Editorial | None,
+) -> Selection:
+    """`select_due` over `rows` (from `_active`); `span`: their subscriber ids' range."""
+    assert mailing_list.id is not None
     list_id = mailing_list.id
-    topics = _topics(connection)
     offered = _offered(connection, list_id) or tuple(sorted(topics))
-    chosen = _chosen_topics(connection, list_id)
-    last = _last_deliveries(connection, list_id)
-    span = first_window(mailing_list.cadence)
+    offered_set = set(offered)
+    kept: dict[tuple[int, ...], tuple[int, ...]] = {}  # chosen topics -> those still offered
+    chosen = _chosen_topics(connection, list_id, span)
+    last = _last_deliveries(connection, list_id, span)
+    span_days = first_window(mailing_list.cadence)
+    weekly = mailing_list.cadence == Cadence.WEEKLY
+    default_hour = mailing_list.default_hour  # read once: an ORM attribute costs per access
     due: list[Due] = []
     late: list[Due] = []
     waiting: list[Due] = []
-    for sid, subscriber_id, email, name, locale, zone, send_hour in _active(connection, list_id):
-        hour = mailing_list.default_hour if send_hour is None else send_hour
+    for sid, subscriber_id, email, name, locale, zone, send_hour in rows:
+        hour = default_hour if send_hour is None else send_hour
         local_day = local_due_date(now, zone, hour, day)
         cutoff, last_day = last.get(subscriber_id, (None, None))
         if local_day is None and max_lateness is not None and day is None and last_day is not None:
@@ -158,12 +297,14 @@ def select_due(
         if local_day is None:
             continue
         if last_day is not None and (
-            last_day >= local_day
-            or (mailing_list.cadence == Cadence.WEEKLY and last_day > local_day - timedelta(7))
+            last_day >= local_day or (weekly and last_day > local_day - timedelta(7))
         ):
             continue
-        start = cutoff if cutoff is not None else now - span
-        topic_ids = tuple(t for t in chosen.get(sid, ()) if t in set(offered)) or offered
+        start = cutoff if cutoff is not None else now - span_days
+        picked = chosen.get(sid, ())
+        topic_ids = kept.get(picked)
+        if topic_ids is None:  # a few hundred distinct choices among a million subscribers
+            topic_ids = kept[picked] = tuple(t for t in picked if t in offered_set) or offered
         item = Due(sid, subscriber_id, email, name, locale, topic_ids, local_day, start, now)
         if editorial is not None and editorial.blocked(local_day):
             waiting.append(item)
@@ -175,13 +316,14 @@ def select_due(
                 late.append(replace(item, window_end=start))
             continue
         due.append(item)
-    selection = segments_for(
+    selection = _segments_for(
         connection,
         mailing_list,
         due,
         max_articles=max_articles,
         topics=topics,
         editorial=editorial,
+        span=span,
     )
     selection.late = late
     selection.waiting = waiting
@@ -202,6 +344,28 @@ def segments_for(
 
     `editorial`: the editors' pins, excludes, topic order, subject and note per edition.
     """
+    return _segments_for(
+        connection,
+        mailing_list,
+        due,
+        max_articles=max_articles,
+        tracking=tracking,
+        topics=topics,
+        editorial=editorial,
+    )
+
+
+def _segments_for(
+    connection: Connection,
+    mailing_list: MailingList,
+    due: Sequence[Due],
+    *,
+    max_articles: int,
+    tracking: bool = True,
+    topics: dict[int, TopicView] | None = None,
+    editorial: Editorial | None = None,
+    span: _Span | None = None,
+) -> Selection:
     if not due:
         return Selection(mailing_list.id or 0, mailing_list.slug, [], [])
     topics = _topics(connection) if topics is None else topics
@@ -209,7 +373,7 @@ def segments_for(
     end = max(d.window_end for d in due)
     pinned = editorial.pinned_ids if editorial is not None else set()
     candidates = _candidates(connection, start, end, topics, pinned)
-    sent = _already_sent(connection, mailing_list.id or 0, candidates)
+    sent = _already_sent(connection, mailing_list.id or 0, candidates, span)
     return _segment(mailing_list, due, candidates, sent, topics, max_articles, tracking, editorial)
 
 
@@ -289,11 +453,20 @@ def _segment(
         ranked = _rank(candidates, topic_ids, start, members[0].window_end)
         if controls is not None:
             ranked = _steer(ranked, by_id, topic_ids, controls)
+        # Members who had none of these articles yet all get the same digest: worked out once.
+        shared: tuple[PlannedSegment | None] | None = None
         for member in members:
             already = sent.get(member.subscriber_id)
+            if shared is not None and not already:
+                if shared[0] is None:
+                    empty.append(member)
+                else:
+                    shared[0].recipients.append(member)
+                continue
             chosen = [c for c in ranked if c.id not in already] if already else ranked
             chosen = chosen[:max_articles]
             if not chosen:
+                shared = shared if already else (None,)
                 empty.append(member)
                 continue
             article_ids = tuple(c.id for c in chosen)
@@ -315,6 +488,7 @@ def _segment(
                     subject=controls.subject_for(locale) if controls else None,
                 )
                 planned = segments[key] = PlannedSegment(key, segment, topic_ids, article_ids)
+            shared = shared if already else (planned,)
             planned.recipients.append(member)
     return Selection(mailing_list.id or 0, mailing_list.slug, list(segments.values()), empty)
 
@@ -397,10 +571,9 @@ def _offered(connection: Connection, list_id: int) -> tuple[int, ...]:
     return tuple(rows.scalars())
 
 
-def _active(
-    connection: Connection, list_id: int
-) -> Iterable[tuple[int, int, str, str, str, str, int | None]]:
-    """Active subscriptions of the list whose address is not suppressed."""
+def _active(connection: Connection, list_id: int, span: _Span | None = None) -> ActiveRows:
+    """Active subscriptions of the list whose address is not suppressed, in id order (those
+    of one batch's subscribers with `span`)."""
     query = (
         select(
             SUBSCRIPTION.c.id,
@@ -420,38 +593,52 @@ def _active(
         )
         .order_by(SUBSCRIPTION.c.id)
     )
-    return connection.execute(query)
+    if span is None:
+        return connection.execute(query)
+    # A batch: fetched at once (cheaper per row); both sides of the join walk their own
+    # index over the range.
+    query = query.where(
+        *_subscribers_in(SUBSCRIPTION.c.subscriber_id, span),
+        *_subscribers_in(SUBSCRIBER.c.id, span),
+    )
+    return cast(ActiveRows, connection.execute(query).all())
 
 
-def _chosen_topics(connection: Connection, list_id: int) -> dict[int, tuple[int, ...]]:
+def _chosen_topics(
+    connection: Connection, list_id: int, span: _Span | None = None
+) -> dict[int, tuple[int, ...]]:
     rows = connection.execute(
         select(SUBSCRIPTION_TOPIC.c.subscription_id, SUBSCRIPTION_TOPIC.c.topic_id)
         .join(SUBSCRIPTION, SUBSCRIPTION.c.id == SUBSCRIPTION_TOPIC.c.subscription_id)
-        .where(SUBSCRIPTION.c.list_id == list_id)
+        .where(
+            SUBSCRIPTION.c.list_id == list_id,
+            *_subscribers_in(SUBSCRIPTION.c.subscriber_id, span),
+            *_subscriptions_in(SUBSCRIPTION_TOPIC.c.subscription_id, span),
+        )
         .order_by(SUBSCRIPTION_TOPIC.c.subscription_id, SUBSCRIPTION_TOPIC.c.position)
     )
     chosen: dict[int, list[int]] = defaultdict(list)
-    for subscription_id, topic_id in rows:
+    for subscription_id, topic_id in rows.all():
         chosen[subscription_id].append(topic_id)
     return {k: tuple(v) for k, v in chosen.items()}
 
 
 def _last_deliveries(
-    connection: Connection, list_id: int
+    connection: Connection, list_id: int, span: _Span | None = None
 ) -> dict[int, tuple[datetime | None, date | None]]:
     """subscriber id -> (cutoff of their latest digest, its local date)."""
-    rows = connection.execute(
+    query = (
         select(
             DELIVERY.c.subscriber_id,
             func.max(DELIVERY.c.window_end),
             func.max(EDITION.c.local_date),
         )
         .join(EDITION, EDITION.c.id == DELIVERY.c.edition_id)
-        .where(DELIVERY.c.list_id == list_id)
+        .where(DELIVERY.c.list_id == list_id, *_subscribers_in(DELIVERY.c.subscriber_id, span))
         .group_by(DELIVERY.c.subscriber_id)
     )
     result: dict[int, tuple[datetime | None, date | None]] = {}
-    for subscriber_id, cutoff, last_day in rows:
+    for subscriber_id, cutoff, last_day in connection.execute(query).all():
         result[subscriber_id] = (_aware(cutoff), _as_date(last_day))
     return result
 
@@ -508,22 +695,25 @@ def _candidates(
 
 
 def _already_sent(
-    connection: Connection, list_id: int, candidates: Sequence[_Candidate]
+    connection: Connection,
+    list_id: int,
+    candidates: Sequence[_Candidate],
+    span: _Span | None = None,
 ) -> dict[int, set[int]]:
     """subscriber id -> ids of candidate articles already in one of their digests."""
     if not candidates:
         return {}
     ids = {c.id for c in candidates}
     since = min(c.ingested_at for c in candidates)
-    rows = connection.execute(
-        select(DELIVERY.c.subscriber_id, DELIVERY.c.article_ids).where(
-            DELIVERY.c.list_id == list_id,
-            DELIVERY.c.created_at >= since,
-            DELIVERY.c.status != DeliveryStatus.SKIPPED.value,
-        )
+    query = select(DELIVERY.c.subscriber_id, DELIVERY.c.article_ids).where(
+        DELIVERY.c.list_id == list_id,
+        DELIVERY.c.created_at >= since,
+        DELIVERY.c.status != DeliveryStatus.SKIPPED.value,
+        *_subscribers_in(DELIVERY.c.subscriber_id, span),
     )
+    rows = connection.execute(query)
     sent: dict[int, set[int]] = defaultdict(set)
-    for subscriber_id, article_ids in rows:
+    for subscriber_id, article_ids in rows.all():
         overlap = ids.intersection(article_ids or ())
         if overlap:
             sent[subscriber_id] |= overlap

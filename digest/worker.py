@@ -3,9 +3,13 @@
 A worker claims a batch with `SELECT ... FOR UPDATE SKIP LOCKED` (two workers never wait
 for, nor take, the same rows), moves it to `sending` with a lease (`claimed_by`,
 `lease_until`) in the same transaction, and sends it through the Dispatcher's machinery:
-segments compiled once, one SMTP transaction and one committed outcome per message. A
-worker that dies leaves its rows in `sending`; once their lease has run out another worker
-claims them again, so at most the messages it had in flight are sent twice, and none is lost.
+segments compiled once, one SMTP transaction and one committed outcome per message. While
+it sends, it renews the lease of the batch's rows still in `sending` every lease / 3, so a
+slow relay never lets another worker take live rows. A worker that dies leaves its rows in
+`sending`; once their lease has run out another worker claims them again, so at most the
+messages it had in flight are sent twice, and none is lost. A database restart does not stop
+a worker: outcomes are retried until the database is back (`Recorder`), claims wait for it;
+a batch it could not finish is left to its lease like a dead worker's.
 
 Rate limit: each worker sends at most `[smtp] rate / [workers] count` messages per second
 (per-worker shares, no shared budget): no database round trip per message, no hot row
@@ -18,12 +22,14 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlmodel import Session
 
 from digest.bulk import DriverSql
@@ -32,7 +38,7 @@ from digest.config import Settings
 from digest.dispatch import Dispatcher, DispatchOptions, DispatchReport
 from digest.errors import InvalidInput
 from digest.models import DeliveryStatus, EditionStatus
-from digest.outbox import Claimed, _day, _ids, _moment
+from digest.outbox import Claimed, OutcomeNotRecorded, _day, _ids, _moment
 from digest.select import DELIVERY
 from digest.send import Sender
 from subscribers.models import MailingList, SubscriptionStatus
@@ -50,13 +56,36 @@ def share_of_rate(settings: Settings) -> float:
 
 
 def claim_leased(
-    engine: Engine, *, worker: str, now: datetime, limit: int, lease: timedelta
+    engine: Engine,
+    *,
+    worker: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    on_skipped: Callable[[int], None] | None = None,
 ) -> list[Claimed]:
     """Take up to `limit` rows: queued, retries now due, and `sending` rows whose lease ran out.
 
     Rows whose subscription was withdrawn or whose address was suppressed since planning
-    are marked skipped here, never sent.
+    are marked skipped here, never sent. An empty list means nothing is claimable: a batch
+    whose rows were all skipped is followed by the next one. `on_skipped` is told how many
+    rows each claim skipped.
     """
+    while True:
+        claimed, seen, skipped = _claim_leased_once(
+            engine, worker=worker, now=now, limit=limit, lease=lease
+        )
+        if skipped and on_skipped is not None:
+            on_skipped(skipped)
+        if claimed or not seen:
+            return claimed
+
+
+def _claim_leased_once(
+    engine: Engine, *, worker: str, now: datetime, limit: int, lease: timedelta
+) -> tuple[list[Claimed], int, int]:
+    """One claim in one transaction: what was claimed, how many rows it took, and how many
+    of them it skipped."""
     with engine.begin() as connection:
         sql = DriverSql(connection)
         m = sql.mark
@@ -82,7 +111,7 @@ def claim_leased(
             )
         ]
         if not ids:
-            return []
+            return [], 0, 0
         marks = sql.marks(len(ids))
         connection.exec_driver_sql(
             f"UPDATE delivery SET status = {m}, attempts = attempts + 1, updated_at = {m}, "
@@ -131,7 +160,32 @@ def claim_leased(
             "lease_until = NULL WHERE id = ?",
             gone,
         )
-    return claimed
+    return claimed, len(ids), len(gone)
+
+
+def renew_lease(
+    engine: Engine, *, worker: str, ids: Sequence[int], now: datetime, lease: timedelta
+) -> int:
+    """Extend to `now + lease` the lease of those of `ids` that `worker` still holds in `sending`.
+
+    Rows already recorded, or taken by another worker after the lease ran out, are left
+    alone. Returns how many rows were renewed."""
+    if not ids:
+        return 0
+    with engine.begin() as connection:
+        sql = DriverSql(connection)
+        m = sql.mark
+        result = connection.exec_driver_sql(
+            f"UPDATE delivery SET lease_until = {m} WHERE claimed_by = {m} AND status = {m} "
+            f"AND id IN ({sql.marks(len(ids))})",
+            (
+                sql.stamp(DELIVERY.c.created_at, now + lease),
+                worker,
+                DeliveryStatus.SENDING.value,
+                *ids,
+            ),
+        )
+        return int(result.rowcount or 0)
 
 
 @dataclass(frozen=True)
@@ -201,6 +255,7 @@ class Worker:
                         now=self.clock(),
                         limit=self.options.batch,
                         lease=self.options.lease,
+                        on_skipped=self._skipped,
                     )
                 except DBAPIError as exc:  # database restarting: wait, reconnect, resume
                     logger.warning("worker %s: database unavailable: %s", self.options.name, exc)
@@ -212,17 +267,69 @@ class Worker:
                         break
                     await self._idle(stop)
                     continue
-                lists: dict[int, list[Claimed]] = {}
-                for item in batch:
-                    lists.setdefault(item.list_id, []).append(item)
-                for list_id, items in lists.items():
-                    await self._dispatcher(list_id).send_batch(items, self.report)
+                try:
+                    await self._send(batch)
+                except (DBAPIError, OutcomeNotRecorded) as exc:
+                    # What was not recorded stays `sending` under our lease, which is no longer
+                    # renewed: it runs out and the rows are claimed again, here or elsewhere.
+                    logger.warning(
+                        "worker %s: database unavailable mid-batch, its unrecorded rows are "
+                        "claimed again in %s: %s",
+                        self.options.name,
+                        self.options.lease,
+                        exc,
+                    )
+                    await self._idle(stop)
+                    continue
                 logger.info(
                     "worker %s: batch of %d, sent=%d so far",
                     self.options.name,
                     len(batch),
                     self.report.sent,
                 )
+
+    def _skipped(self, count: int) -> None:
+        self.report.skipped_unsubscribed += count
+
+    async def _send(self, batch: Sequence[Claimed]) -> None:
+        """Send one claimed batch, renewing its lease meanwhile (a slow relay keeps its rows)."""
+        lists: dict[int, list[Claimed]] = {}
+        for item in batch:
+            lists.setdefault(item.list_id, []).append(item)
+        with self._renewing([item.id for item in batch]):
+            for list_id, items in lists.items():
+                await self._dispatcher(list_id).send_batch(items, self.report)
+
+    @contextmanager
+    def _renewing(self, ids: list[int]) -> Iterator[None]:
+        """Every lease / 3, push back the lease of the batch's rows still being sent.
+
+        From a thread, not a task: compiling a batch's segments, or the Recorder waiting for
+        a restarting database, holds the event loop for a while, and the lease must not run
+        out meanwhile."""
+        lease = self.options.lease
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(lease.total_seconds() / 3):
+                try:
+                    renew_lease(
+                        self.engine,
+                        worker=self.options.name,
+                        ids=ids,
+                        now=self.clock(),
+                        lease=lease,
+                    )
+                except SQLAlchemyError as exc:  # tried again next turn; the lease may run out
+                    logger.warning("worker %s: cannot renew its lease: %s", self.options.name, exc)
+
+        thread = threading.Thread(target=renew, name=f"lease-{self.options.name}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     async def _idle(self, stop: Callable[[], bool]) -> None:
         waited = 0.0

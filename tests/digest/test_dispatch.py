@@ -23,7 +23,8 @@ from digest.dispatch import Dispatcher, DispatchOptions, DispatchReport
 from digest.models import Delivery
 from digest.smtp import SmtpSender
 from digest.tokens import Purpose, Signer
-from subscribers.models import Suppression
+from subscribers.models import Subscriber, Suppression
+from subscribers.people import unsubscribe
 from tests.conftest import ROOT
 from tests.digest.dispatch_fixtures import World, add_article, add_reader, make_world
 from tests.smtp_sink import SmtpSink
@@ -273,3 +274,28 @@ def test_dispatchers_racing_without_any_lock_send_each_digest_once(
     assert sum(r.sent for r in reports) == 120
     session.expire_all()
     assert {d.status for d in session.exec(select(Delivery))} == {"sent"}
+
+
+def test_a_batch_whose_readers_all_left_does_not_end_the_run(
+    engine: Engine, session: Session, settings: Settings
+) -> None:
+    # Batches of 5; the 7 readers first in the queue unsubscribed between planning and
+    # sending: their whole first batch is skipped, and the 5 others still go out in this run.
+    world = make_world(session)
+    for i in range(12):
+        add_reader(session, world, f"b{i}@example.org", ["politics"])
+    add_article(session, world, "انتخابات بلدية", ["politics"], NOW - timedelta(hours=2))
+    with SmtpSink() as sink:
+        planned = _send(engine, world, settings, sink.port, plan_only=True)
+        assert (planned.queued, planned.sent) == (12, 0)
+        first = [d.subscriber_id for d in session.exec(select(Delivery).order_by(Delivery.id))]
+        emails = {s.id: s.email for s in session.exec(select(Subscriber))}
+        left = [emails[i] for i in first[:7]]
+        for address in left:
+            unsubscribe(session, address)
+        session.commit()
+        report = _send(engine, world, settings, sink.port, batch_size=5)
+        assert (report.sent, report.skipped_unsubscribed) == (5, 7)
+        assert sorted(sink.recipients()) == sorted(set(emails.values()) - set(left))
+    session.expire_all()
+    assert Counter(d.status for d in session.exec(select(Delivery))) == {"skipped": 7, "sent": 5}

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from digest.models import Delivery, Edition
 from digest.outbox import plan
-from digest.select import local_due_date, select_due
+from digest.select import due_in_batches, local_due_date, select_due
 from subscribers.people import suppress, unsubscribe
 from tests.digest.dispatch_fixtures import add_article, add_reader, make_world
 
@@ -257,3 +257,94 @@ def test_weekly_lists_send_every_seven_days(engine: Engine, session: Session) ->
             due_days.append(days)
             plan(engine, selection, moment)
     assert due_days == [7, 14]
+
+
+def _batched(engine: Engine, world, now: datetime, size: int, **options):  # type: ignore[no-untyped-def]
+    return list(
+        due_in_batches(engine, world.daily, now=now, max_articles=20, batch_size=size, **options)
+    )
+
+
+def _digests(selections) -> dict[str, tuple[object, ...]]:  # type: ignore[no-untyped-def]
+    """email -> (key of their digest or "empty", date, window) over one or more selections."""
+    found: dict[str, tuple[object, ...]] = {}
+    for selection in selections:
+        for planned in selection.segments:
+            for d in planned.recipients:
+                found[d.email] = (planned.key, d.local_date, d.window_start, d.window_end)
+        for d in selection.empty:
+            found[d.email] = ("empty", d.local_date, d.window_start, d.window_end)
+        for d in selection.late:
+            found[d.email] = ("late", d.local_date, d.window_start, d.window_end)
+    return found
+
+
+def test_batches_together_select_exactly_what_select_due_selects(
+    engine: Engine, session: Session
+) -> None:
+    # Scenario: a list planned batch by batch (a million subscribers) must give every reader
+    # the digest the one-query selection gives: zones, topics, languages, history, the
+    # suppressed and the unsubscribed, articles already sent.
+    world = make_world(session)
+    zones = ["Asia/Riyadh", "America/New_York", "Europe/London", "Asia/Tokyo"]
+    choices = [["politics"], ["economy"], ["politics", "economy"], ["sports"], []]
+    for i in range(23):
+        add_reader(
+            session,
+            world,
+            f"b{i}@example.org",
+            choices[i % len(choices)] or ["politics", "economy", "sports"],
+            timezone=zones[i % len(zones)],
+            locale="en" if i % 4 == 3 else "ar",
+        )
+    unsubscribe(session, "b5@example.org")
+    suppress(session, "b6@example.org", "hard_bounce")
+    session.commit()
+    day1 = NOV + timedelta(hours=12)
+    add_article(session, world, "سياسة", ["politics"], day1 - timedelta(hours=3))
+    add_article(session, world, "اقتصاد", ["economy"], day1 - timedelta(hours=2))
+    plan(engine, _select(engine, world, day1), day1)  # a history: cutoffs, sent articles
+    add_article(session, world, "جديد", ["politics", "economy"], day1 + timedelta(hours=5))
+    for i in range(23, 30):  # newcomers: first digests, a different window
+        add_reader(session, world, f"b{i}@example.org", ["economy"], timezone=zones[i % 4])
+    day2 = day1 + timedelta(days=1)
+    whole = _select(engine, world, day2)
+    assert len(_digests([whole])) == 28  # everyone but the unsubscribed and the suppressed
+    for size in (1, 2, 7, 100):
+        batches = _batched(engine, world, day2, size)
+        assert _digests(batches) == _digests([whole]), size
+        assert sum(b.due for b in batches) == whole.due  # and so nobody in two batches
+    # Catching up after downtime: the same late and waiting readers, batch or not.
+    later = day2 + timedelta(hours=13)
+    with engine.connect() as connection:
+        caught = select_due(
+            connection, world.daily, now=later, max_articles=20, max_lateness=timedelta(hours=4)
+        )
+    batches = _batched(engine, world, later, 3, max_lateness=timedelta(hours=4))
+    assert _digests(batches) == _digests([caught]) and caught.late
+
+
+def test_a_batch_reads_only_its_own_subscribers(engine: Engine, session: Session) -> None:
+    # The queries of a batch are bounded to its subscribers: their number does not depend on
+    # the list's size, and deliveries planned meanwhile for others are never read.
+    world = make_world(session)
+    for i in range(9):
+        add_reader(session, world, f"r{i}@example.org", ["politics"])
+    add_article(session, world, "خبر", ["politics"], NOV + timedelta(hours=1))
+    now = NOV + timedelta(hours=5)
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        counts = []
+        for selection in due_in_batches(
+            engine, world.daily, now=now, max_articles=20, batch_size=3
+        ):
+            counts.append(len(statements))
+            plan(engine, selection, now)  # others' rows appear between two batches
+            statements.clear()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert len(counts) == 3 and counts[1] == counts[2]
+    with engine.connect() as connection:
+        assert select_due(connection, world.daily, now=now, max_articles=20).due == 0

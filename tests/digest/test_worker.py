@@ -6,6 +6,7 @@ there): they use the session's throwaway server (tests/pg.py) and fail in CI wit
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -21,17 +22,23 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from digest.db import make_engine
+from digest.config import load_settings
+from digest.db import make_engine, upgrade
+from digest.dispatch import DispatchOptions
 from digest.editions import editorial_around
-from digest.outbox import plan
+from digest.outbox import Claimed, OutcomeNotRecorded, Recorder, Result, plan
 from digest.select import select_due
-from digest.worker import claim_leased
+from digest.send import Envelope, Outcome, SenderLifecycle
+from digest.worker import Worker as SendingWorker
+from digest.worker import WorkerOptions, claim_leased
 from subscribers.imports import ImportOptions, import_csv
 from subscribers.models import MailingList
+from subscribers.people import unsubscribe
 from tests import pg
-from tests.conftest import ROOT, Cli, _admin
+from tests.conftest import ROOT, Cli, _admin, missing
 from tests.digest.dispatch_fixtures import World, add_article, make_world
 
 DIGEST = Path(sys.executable).with_name("digest")
@@ -117,18 +124,28 @@ def _statuses(engine: Engine) -> dict[str, int]:
 
 
 class Worker:
-    def __init__(self, log: Path, db_url: str, port: int, **settings: str) -> None:
+    def __init__(
+        self,
+        log: Path,
+        db_url: str,
+        port: int,
+        *,
+        smtp_rate: float = 0,
+        concurrency: int = 4,
+        **settings: str,
+    ) -> None:
         self.log = log
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")},
             "DIGEST_DATABASE__URL": db_url,
             "DIGEST_SMTP__PORT": str(port),
+            "DIGEST_SMTP__RATE": str(smtp_rate),
             "DIGEST_WORKERS__POLL_SECONDS": "0.2",
             **{f"DIGEST_WORKERS__{k.upper()}": v for k, v in settings.items()},
         }
         with log.open("w") as out:
             self.popen = subprocess.Popen(
-                [str(DIGEST), "worker", "--concurrency", "4"],
+                [str(DIGEST), "worker", "--concurrency", str(concurrency)],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -212,6 +229,64 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_at_most_its_batch(
     counts = Counter(handler.recipients)
     assert set(counts) == set(emails)  # none missing
     assert sum(c - 1 for c in counts.values()) <= batch  # only its in-flight batch twice
+
+
+@pytest.mark.slow
+def test_workers_ride_out_a_database_restart_mid_send(
+    tmp_path: Path, sink: tuple[_Counting, int]
+) -> None:
+    # PostgreSQL is restarted (fast shutdown: every session cut, 2 s down) while two workers
+    # send: they reconnect and finish, every digest is recorded `sent`, none is lost.
+    try:
+        with pg.server() as server:  # its own server: the session's one is not restarted
+            _restart_mid_send(server, tmp_path, sink)
+    except pg.PostgresMissing as exc:
+        missing(str(exc))
+
+
+def _restart_mid_send(server: pg.Server, tmp_path: Path, sink: tuple[_Counting, int]) -> None:
+    handler, port = sink
+    db_url = server.url()
+    engine = make_engine(db_url)
+    upgrade(engine)
+    emails = [f"r{i}@example.org" for i in range(2000)]
+    _world(engine, tmp_path, emails)
+    _plan_with_workers(db_url, len(emails))
+    concurrency = 4
+    settings = {"count": "2", "batch": "100", "lease_seconds": "5"}
+    start = time.monotonic()
+    workers = [
+        Worker(tmp_path / f"w{i}.log", db_url, port, smtp_rate=300, **settings) for i in range(2)
+    ]
+    try:
+        _wait(lambda: handler.count() >= 600, "600 messages", workers, 60)
+        before = handler.count()
+        down = time.monotonic()
+        pg.restart(server, down_seconds=2.0)
+        outage = time.monotonic() - down
+        during = handler.count() - before
+        done = {"sent": len(emails)}
+        _wait(lambda: _statuses(engine) == done, "every row sent", workers, 90)
+        assert [w.popen.poll() for w in workers] == [None, None]  # both rode it out
+    finally:
+        _stop(workers)
+    elapsed = time.monotonic() - start
+    counts = Counter(handler.recipients)
+    twice = sum(c - 1 for c in counts.values())
+    print(
+        f"restart: {len(handler.recipients)} messages, {twice} sent twice, "
+        f"{before} before the restart, {during} during the {outage:.1f}s outage, {elapsed:.1f}s"
+    )
+    assert set(counts) == set(emails)  # none lost
+    # Only messages in flight when the sessions were cut may go twice (each worker's
+    # connections), and only if their outcome could not be recorded before the lease ran out.
+    assert twice <= 2 * concurrency, counts.most_common(10)
+    assert [w.popen.returncode for w in workers] == [0, 0], [w.text() for w in workers]
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT status FROM edition")).scalar_one() == "sent"
+    engine.dispose()
+    felt = ("cannot record its outcome yet", "database unavailable")
+    assert any(m in w.text() for w in workers for m in felt)  # the restart did cut them off
 
 
 def test_a_lease_that_runs_out_is_claimed_again_and_skip_locked_splits_the_rows(
@@ -298,3 +373,149 @@ def test_a_worker_on_an_unmigrated_database_or_on_sqlite_says_what_to_do(
     sqlite.ok("db", "upgrade")
     result = sqlite("worker", "--once")
     assert result.exit_code == 1 and "needs PostgreSQL" in result.stderr, result.output
+
+
+class _SlowSender(SenderLifecycle):
+    """A relay that takes `delay` seconds per message and accepts them all."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.recipients: list[str] = []
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def send(self, envelope: Envelope) -> Outcome:
+        await asyncio.sleep(self.delay)
+        self.recipients.append(envelope.recipient)
+        return Outcome("sent", 250, "2.0.0 OK")
+
+
+def _in_process(
+    db_url: str, engine: Engine, sender: _SlowSender, *, batch: int, lease: float, name: str
+) -> SendingWorker:
+    settings = load_settings(ROOT / "settings.toml", {"database.url": db_url})
+    return SendingWorker(
+        engine,
+        sender,
+        DispatchOptions.from_settings(settings, concurrency=1),
+        WorkerOptions(batch=batch, lease=timedelta(seconds=lease), poll_seconds=0.05, name=name),
+    )
+
+
+def test_a_slow_batch_keeps_its_lease_while_it_is_sent(
+    tmp_path: Path, pg_db: str, pg_engine: Engine
+) -> None:
+    # One batch takes five leases to send through a slow relay: renewed as it goes, none of
+    # its rows can be claimed by another worker meanwhile, so none goes twice.
+    emails = [f"s{i}@example.org" for i in range(15)]
+    world = _world(pg_engine, tmp_path, emails)
+    _plan_rows(pg_engine, world, datetime.now(UTC))
+    lease = 0.6
+    sender = _SlowSender(delay=0.2)
+    worker = _in_process(pg_db, pg_engine, sender, batch=100, lease=lease, name="slow")
+    stolen: list[Claimed] = []
+
+    async def main() -> None:
+        sending = asyncio.create_task(worker.run(once=True))
+        while "queued" in await asyncio.to_thread(_statuses, pg_engine):
+            await asyncio.sleep(0.05)  # until the worker has claimed its batch
+        while not sending.done():
+            await asyncio.sleep(0.1)
+            stolen.extend(
+                await asyncio.to_thread(
+                    claim_leased,
+                    pg_engine,
+                    worker="other",
+                    now=datetime.now(UTC),
+                    limit=100,
+                    lease=timedelta(seconds=lease),
+                )
+            )
+        await sending
+
+    started = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - started > 4 * lease  # the batch did outlast its first lease
+    assert stolen == []
+    assert sorted(sender.recipients) == sorted(emails)
+    assert _statuses(pg_engine) == {"sent": len(emails)}
+
+
+def test_a_worker_goes_on_past_a_batch_whose_readers_all_left(
+    tmp_path: Path, pg_db: str, pg_engine: Engine
+) -> None:
+    # Batches of 5; the 7 readers first in the queue unsubscribed since planning: the first
+    # claim skips a whole batch, and `--once` still sends the 5 others before it stops.
+    emails = [f"u{i}@example.org" for i in range(12)]
+    world = _world(pg_engine, tmp_path, emails)
+    _plan_rows(pg_engine, world, datetime.now(UTC))
+    with pg_engine.connect() as connection:
+        first = connection.execute(
+            text(
+                "SELECT s.email FROM delivery d JOIN subscriber s ON s.id = d.subscriber_id "
+                "ORDER BY d.id LIMIT 7"
+            )
+        ).scalars()
+        left = list(first)
+    with Session(pg_engine) as session:
+        for address in left:
+            unsubscribe(session, address)
+        session.commit()
+    sender = _SlowSender()
+    worker = _in_process(pg_db, pg_engine, sender, batch=5, lease=60, name="once")
+    asyncio.run(worker.run(once=True))
+    assert sorted(sender.recipients) == sorted(set(emails) - set(left))
+    assert _statuses(pg_engine) == {"skipped": 7, "sent": 5}
+    assert (worker.report.sent, worker.report.skipped_unsubscribed) == (5, 7)
+
+
+def test_a_worker_that_cannot_record_outcomes_stays_up_and_its_rows_come_back(
+    tmp_path: Path, pg_db: str, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database is away for longer than the recorder waits, right as the first message
+    # goes out: the worker keeps running, leaves the batch to its lease, and once the lease
+    # has run out claims it again. Only the message in flight goes twice.
+    emails = [f"d{i}@example.org" for i in range(10)]
+    world = _world(pg_engine, tmp_path, emails)
+    _plan_rows(pg_engine, world, datetime.now(UTC))
+    monkeypatch.setattr(Recorder, "patience", 0.2)
+    away = [True]  # until the recorder gives up once
+    commit, record = Recorder._commit, Recorder.record
+
+    def unreachable(recorder: Recorder, claimed: Claimed, result: Result, now: datetime) -> str:
+        if away[0]:
+            raise OperationalError("UPDATE delivery", {}, Exception("server closed the connection"))
+        return commit(recorder, claimed, result, now)
+
+    def give_up_once(recorder: Recorder, claimed: Claimed, result: Result, now: datetime) -> str:
+        try:
+            return record(recorder, claimed, result, now)
+        except OutcomeNotRecorded:
+            away[0] = False
+            raise
+
+    monkeypatch.setattr(Recorder, "record", give_up_once)
+    monkeypatch.setattr(Recorder, "_commit", unreachable)
+    sender = _SlowSender()
+    worker = _in_process(pg_db, pg_engine, sender, batch=100, lease=1.0, name="cut")
+    done = {"sent": len(emails)}
+    statuses: list[dict[str, int]] = []
+
+    async def main() -> None:
+        sending = asyncio.create_task(
+            worker.run(stop=lambda: bool(statuses) and statuses[-1] == done)
+        )
+        deadline = time.monotonic() + 20
+        while not sending.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            statuses.append(await asyncio.to_thread(_statuses, pg_engine))
+        await sending
+
+    asyncio.run(main())
+    assert statuses[-1] == done
+    counts = Counter(sender.recipients)
+    assert set(counts) == set(emails) and sum(counts.values()) == len(emails) + 1
