@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from digest.bulk import DriverSql
@@ -28,8 +28,9 @@ from digest.mime import DkimSigner, EncodedSlots, MessageTemplate, make_message_
 from digest.models import DeliveryStatus, EditionStatus
 from digest.outbox import Claimed, Recorder, Result, claim, plan_batches, requeue
 from digest.render import Recipient, Renderer, RenderOptions
-from digest.render_data import ArticleView, Segment, TopicView
-from digest.select import ARTICLE, ARTICLE_TOPIC, DELIVERY, TOPIC, due_in_batches
+from digest.render_data import ArticleView, TopicView
+from digest.segments import load_articles, load_topics, segment_for
+from digest.select import DELIVERY, due_in_batches
 from digest.send import Envelope, Outcome, RetryPolicy, Sender
 from digest.tokens import Signer, tokens_for
 from subscribers.models import MailingList
@@ -317,17 +318,17 @@ class Dispatcher:
             return found
         self._load_topics()
         controls = self._controls(item.edition_id)
-        segment = Segment(
-            articles=tuple(self._articles[a] for a in item.article_ids if a in self._articles),
-            topics=tuple(self._topics[t] for t in item.topic_ids if t in self._topics),
-            date=item.local_date,
-            list_name=self.mailing_list.name,
+        # The same segment as "view in browser" rebuilds from the delivery row.
+        segment = segment_for(
+            topic_ids=item.topic_ids,
+            article_ids=item.article_ids,
+            day=item.local_date,
             locale=item.locale,
-            cadence=self.mailing_list.cadence,
+            mailing_list=(self.mailing_list.name, self.mailing_list.cadence),
+            topics=self._topics,
+            articles=self._articles,
             tracking=self.options.tracking,
-            lead=controls.lead_count(item.article_ids) if controls else 0,
-            note=controls.note if controls else "",
-            subject=controls.subject_for(item.locale) if controls else None,
+            controls=controls,
         )
         digest = self.renderer.compile_digest(segment)
         self._store_links(digest)
@@ -369,50 +370,17 @@ class Dispatcher:
             )
 
     def _load_topics(self) -> None:
-        if self._topics:
-            return
-        with self.engine.connect() as connection:
-            for tid, slug, name, name_en in connection.execute(
-                select(TOPIC.c.id, TOPIC.c.slug, TOPIC.c.name, TOPIC.c.name_en)
-            ):
-                self._topics[tid] = TopicView(slug, name, name_en)
+        if not self._topics:
+            with self.engine.connect() as connection:
+                self._topics = load_topics(connection)
 
     def _load_articles(self, ids: set[int]) -> None:
-        missing = sorted(ids - set(self._articles))
+        missing = ids - self._articles.keys()
         if not missing:
             return
         self._load_topics()
-        article_topic = ARTICLE_TOPIC
         with self.engine.connect() as connection:
-            tags: dict[int, list[str]] = {}
-            for aid, tid in connection.execute(
-                select(article_topic.c.article_id, article_topic.c.topic_id)
-                .where(article_topic.c.article_id.in_(missing))
-                .order_by(article_topic.c.article_id, article_topic.c.topic_id)
-            ):
-                if tid in self._topics:
-                    tags.setdefault(aid, []).append(self._topics[tid].slug)
-            for aid, title, url, summary, image, published, body_chars in connection.execute(
-                select(
-                    ARTICLE.c.id,
-                    ARTICLE.c.title,
-                    ARTICLE.c.url,
-                    ARTICLE.c.summary,
-                    ARTICLE.c.image_url,
-                    ARTICLE.c.published_at,
-                    func.length(ARTICLE.c.body_html),
-                ).where(ARTICLE.c.id.in_(missing))
-            ):
-                self._articles[aid] = ArticleView(
-                    id=aid,
-                    title=title,
-                    url=url,
-                    summary=summary or "",
-                    image_url=image,
-                    published_at=published,
-                    topics=tuple(tags.get(aid, ())),
-                    body_chars=body_chars or 0,
-                )
+            self._articles.update(load_articles(connection, missing, self._topics))
 
     def _close_editions(self) -> None:
         """Editions of this list with nothing left to send or retry are `sent`."""

@@ -390,13 +390,8 @@ def _claim_once(
         # query ordered by id joined and sorted every sendable row of the list on each claim:
         # quadratic, seconds per batch at 100,000 subscribers.
         head = (
-            "SELECT d.id, d.edition_id, d.list_id, d.subscriber_id, s.email, s.name, d.locale, "
-            "e.local_date, d.topic_ids, d.article_ids, d.attempts, d.created_at, u.status, "
-            "p.id FROM delivery d JOIN edition e ON e.id = d.edition_id "
-            "JOIN subscriber s ON s.id = d.subscriber_id "
-            "LEFT JOIN subscription u ON u.subscriber_id = d.subscriber_id "
-            "AND u.list_id = d.list_id LEFT JOIN suppression p ON p.email = s.email "
-            f"WHERE d.list_id = {m} AND d.status = {m} AND e.status <> '{EditionStatus.HELD}'"
+            CLAIMED_ROWS
+            + f" WHERE d.list_id = {m} AND d.status = {m} AND e.status <> '{EditionStatus.HELD}'"
         )
         order = " ORDER BY d.next_attempt_at, d.id LIMIT {}"
         rows = list(
@@ -414,46 +409,7 @@ def _claim_once(
                 # updated_at: a retry is never taken again by the run that just failed it
                 (list_id, DeliveryStatus.FAILED_TEMPORARY.value, stamp, stamp, *on_date),
             ).all()
-        claimed: list[Claimed] = []
-        gone: list[tuple[object, ...]] = []
-        for (
-            did,
-            eid,
-            lid,
-            sid,
-            email,
-            name,
-            locale,
-            local_date,
-            topic_ids,
-            article_ids,
-            attempts,
-            created_at,
-            sub_status,
-            suppressed,
-        ) in rows:
-            if suppressed is not None or sub_status != SubscriptionStatus.ACTIVE:
-                reason = (
-                    "suppressed before sending" if suppressed else "unsubscribed before sending"
-                )
-                gone.append((DeliveryStatus.SKIPPED.value, reason, stamp, did))
-                continue
-            claimed.append(
-                Claimed(
-                    did,
-                    eid,
-                    lid,
-                    sid,
-                    email,
-                    name,
-                    locale,
-                    _day(local_date),
-                    _ids(topic_ids),
-                    _ids(article_ids),
-                    attempts + 1,
-                    _moment(sql, created_at),
-                )
-            )
+        claimed, gone = sort_claimed(sql, rows, stamp, attempts_added=1)
         sql.many(
             "UPDATE delivery SET status = ?, smtp_message = ?, updated_at = ? WHERE id = ? "
             "AND status IN (?, ?)",
@@ -464,6 +420,52 @@ def _claim_once(
         )
         taken = _take(sql, [c.id for c in claimed], stamp)
     return [c for c in claimed if c.id in taken], len(rows), len(gone)
+
+
+# What a claim reads of its rows (then `WHERE ...`): what `sort_claimed` takes.
+CLAIMED_ROWS = (
+    "SELECT d.id, d.edition_id, d.list_id, d.subscriber_id, s.email, s.name, d.locale, "
+    "e.local_date, d.topic_ids, d.article_ids, d.attempts, d.created_at, u.status, "
+    "p.id FROM delivery d JOIN edition e ON e.id = d.edition_id "
+    "JOIN subscriber s ON s.id = d.subscriber_id "
+    "LEFT JOIN subscription u ON u.subscriber_id = d.subscriber_id "
+    "AND u.list_id = d.list_id LEFT JOIN suppression p ON p.email = s.email"
+)
+
+
+def sort_claimed(
+    sql: DriverSql, rows: Iterable[Sequence[Any]], stamp: object, *, attempts_added: int
+) -> tuple[list[Claimed], list[tuple[object, ...]]]:
+    """Rows read with `CLAIMED_ROWS`: those to send, and (skipped, reason, stamp, id) for
+    those whose subscription was withdrawn or whose address was suppressed since planning.
+
+    `attempts_added`: what the claim adds to the stored count (0 if it has already)."""
+    claimed: list[Claimed] = []
+    gone: list[tuple[object, ...]] = []
+    for row in rows:
+        (did, eid, lid, sid, email, name, locale, day, topics, articles, attempts) = row[:11]
+        created_at, sub_status, suppressed = row[11:]
+        if suppressed is not None or sub_status != SubscriptionStatus.ACTIVE:
+            reason = "suppressed before sending" if suppressed else "unsubscribed before sending"
+            gone.append((DeliveryStatus.SKIPPED.value, reason, stamp, did))
+            continue
+        claimed.append(
+            Claimed(
+                did,
+                eid,
+                lid,
+                sid,
+                email,
+                name,
+                locale,
+                _day(day),
+                _ids(topics),
+                _ids(articles),
+                attempts + attempts_added,
+                _moment(sql, created_at),
+            )
+        )
+    return claimed, gone
 
 
 def _take(sql: DriverSql, ids: Sequence[int], stamp: object) -> set[int]:

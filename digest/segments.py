@@ -3,8 +3,8 @@
 `digest send` compiles a segment from the selection; "view in browser" (`GET /v/{token}`)
 rebuilds the same segment from the delivery row (its topic ids, article ids, language and
 edition date) and personalises it with that delivery's own tokens, so the page is the
-message as it was sent. The dispatcher's loading of articles and topics follows the same
-rules (and will call these functions).
+message as it was sent. The dispatcher builds the segments it sends with these same
+functions.
 """
 
 from __future__ import annotations

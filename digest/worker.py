@@ -38,10 +38,10 @@ from digest.config import Settings
 from digest.dispatch import Dispatcher, DispatchOptions, DispatchReport
 from digest.errors import InvalidInput
 from digest.models import DeliveryStatus, EditionStatus
-from digest.outbox import Claimed, OutcomeNotRecorded, _day, _ids, _moment
+from digest.outbox import CLAIMED_ROWS, Claimed, OutcomeNotRecorded, sort_claimed
 from digest.select import DELIVERY
 from digest.send import Sender
-from subscribers.models import MailingList, SubscriptionStatus
+from subscribers.models import MailingList
 
 logger = logging.getLogger(__name__)
 
@@ -119,42 +119,9 @@ def _claim_leased_once(
             (DeliveryStatus.SENDING.value, stamp, worker, until, *ids),
         )
         rows = connection.exec_driver_sql(
-            "SELECT d.id, d.edition_id, d.list_id, d.subscriber_id, s.email, s.name, d.locale, "
-            "e.local_date, d.topic_ids, d.article_ids, d.attempts, d.created_at, u.status, "
-            "p.id FROM delivery d JOIN edition e ON e.id = d.edition_id "
-            "JOIN subscriber s ON s.id = d.subscriber_id "
-            "LEFT JOIN subscription u ON u.subscriber_id = d.subscriber_id "
-            "AND u.list_id = d.list_id LEFT JOIN suppression p ON p.email = s.email "
-            f"WHERE d.id IN ({marks}) ORDER BY d.id",
-            tuple(ids),
+            f"{CLAIMED_ROWS} WHERE d.id IN ({marks}) ORDER BY d.id", tuple(ids)
         ).all()
-        claimed: list[Claimed] = []
-        gone: list[tuple[object, ...]] = []
-        for row in rows:
-            (did, eid, lid, sid, email, name, locale, day, topics, articles, attempts) = row[:11]
-            created_at, sub_status, suppressed = row[11:]
-            if suppressed is not None or sub_status != SubscriptionStatus.ACTIVE:
-                reason = (
-                    "suppressed before sending" if suppressed else "unsubscribed before sending"
-                )
-                gone.append((DeliveryStatus.SKIPPED.value, reason, stamp, did))
-                continue
-            claimed.append(
-                Claimed(
-                    did,
-                    eid,
-                    lid,
-                    sid,
-                    email,
-                    name,
-                    locale,
-                    _day(day),
-                    _ids(topics),
-                    _ids(articles),
-                    attempts,
-                    _moment(sql, created_at),
-                )
-            )
+        claimed, gone = sort_claimed(sql, rows, stamp, attempts_added=0)  # counted above
         sql.many(
             "UPDATE delivery SET status = ?, smtp_message = ?, updated_at = ?, "
             "lease_until = NULL WHERE id = ?",
