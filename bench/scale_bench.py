@@ -78,42 +78,11 @@ def _catalogue(url: str) -> int:
     from sqlmodel import Session
 
     from digest.db import make_engine, upgrade
-    from digest.models import Article, ArticleTopic
-    from digest.topics import add_topic
-    from subscribers.lists import create_list
 
     engine = make_engine(url)
     upgrade(engine)
-    rng = random.Random(3)
     with Session(engine) as session:
-        ids = [
-            add_topic(session, slug=slug, name=name, name_en=slug.title()).id or 0
-            for slug, name in zip(send_bench.TOPICS, send_bench.TOPIC_NAMES, strict=True)
-        ]
-        mailing_list = create_list(
-            session, slug="daily", name="النشرة اليومية", hour=7, topic_ids=ids
-        )
-        for number in range(send_bench.ARTICLES):
-            ingested = NOW - timedelta(hours=20) + timedelta(minutes=35 * number)
-            article = Article(
-                guid=f"urn:bench:{number}",
-                url=f"https://news.example.org/2026/11/story-{number}",
-                title=f"عنوان الخبر رقم {number}: ارتفاع مؤشر السوق بنسبة {rng.randint(1, 9)}.5%",
-                summary=send_bench.SUMMARY,
-                body_html="<p>" + "نص الخبر " * rng.randint(300, 1500) + "</p>",
-                image_url=f"https://img.example.org/2026/11/{number}.jpg",
-                published_at=ingested - timedelta(minutes=5),
-                ingested_at=ingested,
-            )
-            session.add(article)
-            session.flush()
-            topics = {number % len(ids)}
-            if rng.random() < 0.5:
-                topics.add(rng.randrange(len(ids)))
-            for index in topics:
-                session.add(
-                    ArticleTopic(article_id=article.id or 0, topic_id=ids[index], reason="feed")
-                )
+        mailing_list, _ids = send_bench.add_list_and_articles(session)
         session.commit()
         list_id = mailing_list.id or 0
     engine.dispose()

@@ -141,49 +141,55 @@ def _people(path: Path, count: int) -> None:
             )
 
 
+def add_list_and_articles(session: Any) -> tuple[Any, list[int]]:
+    """The benchmark's topics, its daily list offering them all, and its articles (each in
+    one or two topics); returns the list and the topic ids. Shared with scale_bench.py."""
+    from digest.models import Article, ArticleTopic
+    from digest.topics import add_topic
+    from subscribers.lists import create_list
+
+    rng = random.Random(3)
+    ids = [
+        add_topic(session, slug=slug, name=name, name_en=slug.title()).id or 0
+        for slug, name in zip(TOPICS, TOPIC_NAMES, strict=True)
+    ]
+    mailing_list = create_list(session, slug="daily", name="النشرة اليومية", hour=7, topic_ids=ids)
+    for number in range(ARTICLES):
+        ingested = NOW - timedelta(hours=20) + timedelta(minutes=35 * number)
+        article = Article(
+            guid=f"urn:bench:{number}",
+            url=f"https://news.example.org/2026/11/story-{number}",
+            title=f"عنوان الخبر رقم {number}: ارتفاع مؤشر السوق بنسبة {rng.randint(1, 9)}.5%",
+            summary=SUMMARY,
+            body_html="<p>" + "نص الخبر " * rng.randint(300, 1500) + "</p>",
+            image_url=f"https://img.example.org/2026/11/{number}.jpg",
+            published_at=ingested - timedelta(minutes=5),
+            ingested_at=ingested,
+        )
+        session.add(article)
+        session.flush()
+        topics = {number % len(ids)}
+        if rng.random() < 0.5:
+            topics.add(rng.randrange(len(ids)))
+        for index in topics:
+            session.add(
+                ArticleTopic(article_id=article.id or 0, topic_id=ids[index], reason="feed")
+            )
+    return mailing_list, ids
+
+
 def run_setup(db: Path, subscribers: int) -> int:
     """Schema, topics, list, articles of the last day, and `subscribers` imported (untimed)."""
     from sqlmodel import Session
 
     from digest.db import make_engine, upgrade
-    from digest.models import Article, ArticleTopic
-    from digest.topics import add_topic
     from subscribers.imports import ImportOptions, import_csv
-    from subscribers.lists import create_list
 
     start = time.perf_counter()
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
-    rng = random.Random(3)
     with Session(engine) as session:
-        ids = [
-            add_topic(session, slug=slug, name=name, name_en=slug.title()).id or 0
-            for slug, name in zip(TOPICS, TOPIC_NAMES, strict=True)
-        ]
-        mailing_list = create_list(
-            session, slug="daily", name="النشرة اليومية", hour=7, topic_ids=ids
-        )
-        for number in range(ARTICLES):
-            ingested = NOW - timedelta(hours=20) + timedelta(minutes=35 * number)
-            article = Article(
-                guid=f"urn:bench:{number}",
-                url=f"https://news.example.org/2026/11/story-{number}",
-                title=f"عنوان الخبر رقم {number}: ارتفاع مؤشر السوق بنسبة {rng.randint(1, 9)}.5%",
-                summary=SUMMARY,
-                body_html="<p>" + "نص الخبر " * rng.randint(300, 1500) + "</p>",
-                image_url=f"https://img.example.org/2026/11/{number}.jpg",
-                published_at=ingested - timedelta(minutes=5),
-                ingested_at=ingested,
-            )
-            session.add(article)
-            session.flush()
-            topics = {number % len(ids)}
-            if rng.random() < 0.5:
-                topics.add(rng.randrange(len(ids)))
-            for index in topics:
-                session.add(
-                    ArticleTopic(article_id=article.id or 0, topic_id=ids[index], reason="feed")
-                )
+        mailing_list, ids = add_list_and_articles(session)
         session.commit()
         session.refresh(mailing_list)
     people = db.with_suffix(".csv")
