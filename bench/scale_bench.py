@@ -41,7 +41,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -354,30 +353,6 @@ def _env(url: str, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def _start_sink(port: int, dump: Path) -> subprocess.Popen[bytes]:
-    """smtp-sink appending every transaction (with its X-Rcpt-Args line) to `dump`."""
-    if not Path(send_bench.SMTP_SINK).exists():
-        raise SystemExit(f"{send_bench.SMTP_SINK} not found: install Postfix (it ships smtp-sink)")
-    command = [send_bench.SMTP_SINK, "-u", "nobody", "-D", str(dump), "-m", "256"]
-    sink = subprocess.Popen(
-        [*command, f"127.0.0.1:{port}", "1000"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return sink
-        except OSError:
-            if sink.poll() is not None:
-                error = sink.stderr.read().decode() if sink.stderr else ""
-                raise SystemExit(f"smtp-sink exited: {error}") from None
-            time.sleep(0.05)
-    sink.terminate()
-    raise SystemExit("smtp-sink did not start listening within 10 s")
-
-
 def _received(dump: Path) -> Counter[str]:
     """Recipient -> how many messages smtp-sink took for it (its dump's X-Rcpt-Args lines)."""
     if not dump.exists():
@@ -436,7 +411,7 @@ def send_round(
     with _copy_of(server, world, name) as url:
         _plan_queue(url, port, count)
         _analyze(server, name)  # the freshly queued rows: as after an autovacuum
-        sink = _start_sink(port, dump)
+        sink = send_bench.start_sink(port, dump)
         try:
             start = time.perf_counter()
             if workers == 0:
@@ -508,7 +483,7 @@ def ceiling_round(port: int, count: int, size: int, connections: int) -> dict[st
     """(a) send_bench.py's raw aiosmtplib ceiling against the same kind of sink."""
     dump_dir = Path(tempfile.mkdtemp(prefix="scale_sink_", dir="/dev/shm"))
     dump_dir.chmod(0o777)
-    sink = _start_sink(port, dump_dir / "dump")
+    sink = send_bench.start_sink(port, dump_dir / "dump")
     try:
         done = subprocess.run(
             [

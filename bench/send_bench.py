@@ -436,11 +436,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _start_sink(port: int) -> subprocess.Popen[bytes]:
+def start_sink(port: int, dump: Path | None = None) -> subprocess.Popen[bytes]:
+    """Postfix's smtp-sink on loopback, once it listens; with `dump`, every transaction (its
+    X-Rcpt-Args line included) is appended to that file. Shared with scale_bench.py."""
     if not Path(SMTP_SINK).exists():
         raise SystemExit(f"{SMTP_SINK} not found: install Postfix (it ships smtp-sink)")
+    dumping = ["-D", str(dump)] if dump is not None else []
     sink = subprocess.Popen(
-        [SMTP_SINK, "-u", "nobody", "-m", "256", f"127.0.0.1:{port}", "1000"],
+        [SMTP_SINK, "-u", "nobody", *dumping, "-m", "256", f"127.0.0.1:{port}", "1000"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -547,7 +550,7 @@ def main() -> int:
     sample = min(args.naive_sample, 200) if args.quick else args.naive_sample
     connections = str(args.connections)
     port = _free_port()
-    sink = _start_sink(port)
+    sink = start_sink(port)
     work = Path(tempfile.mkdtemp(prefix="send_bench_"))
     rounds: dict[int, dict[str, dict[str, float]]] = {}
     print(

@@ -364,10 +364,22 @@ def claim(
     the next one, not mistaken for the end of the queue. `on_skipped` is told how many
     rows each claim skipped.
     """
-    while True:
-        claimed, seen, skipped = _claim_once(
+    return claim_past_skips(
+        lambda: _claim_once(
             engine, list_id=list_id, now=now, limit=limit, edition_date=edition_date
-        )
+        ),
+        on_skipped,
+    )
+
+
+def claim_past_skips(
+    claim_once: Callable[[], tuple[list[Claimed], int, int]],
+    on_skipped: Callable[[int], None] | None,
+) -> list[Claimed]:
+    """Claim until something is claimed or nothing was there: `claim_once` gives (claimed,
+    rows looked at, rows skipped), and a claim that only skipped rows is not the end."""
+    while True:
+        claimed, seen, skipped = claim_once()
         if skipped and on_skipped is not None:
             on_skipped(skipped)
         if claimed or not seen:

@@ -38,7 +38,13 @@ from digest.config import Settings
 from digest.dispatch import Dispatcher, DispatchOptions, DispatchReport
 from digest.errors import InvalidInput
 from digest.models import DeliveryStatus, EditionStatus
-from digest.outbox import CLAIMED_ROWS, Claimed, OutcomeNotRecorded, sort_claimed
+from digest.outbox import (
+    CLAIMED_ROWS,
+    Claimed,
+    OutcomeNotRecorded,
+    claim_past_skips,
+    sort_claimed,
+)
 from digest.select import DELIVERY
 from digest.send import Sender
 from subscribers.models import MailingList
@@ -71,14 +77,10 @@ def claim_leased(
     whose rows were all skipped is followed by the next one. `on_skipped` is told how many
     rows each claim skipped.
     """
-    while True:
-        claimed, seen, skipped = _claim_leased_once(
-            engine, worker=worker, now=now, limit=limit, lease=lease
-        )
-        if skipped and on_skipped is not None:
-            on_skipped(skipped)
-        if claimed or not seen:
-            return claimed
+    return claim_past_skips(
+        lambda: _claim_leased_once(engine, worker=worker, now=now, limit=limit, lease=lease),
+        on_skipped,
+    )
 
 
 def _claim_leased_once(

@@ -18,10 +18,11 @@ from starlette.formparsers import MultiPartException
 from digest.clock import utcnow
 from digest.config import Settings
 from digest.errors import DigestError
+from digest.models import EventKind
 from digest.render import Renderer, RenderOptions
 from digest.send import Sender
 from digest.tokens import BadToken, Purpose, Signer
-from digest.web.events import EventWriter
+from digest.web.events import EventWriter, PendingEvent
 from digest.web.pages import Pages
 from digest.web.ratelimit import RateLimiter
 
@@ -68,6 +69,19 @@ class WebContext:
         if len(ids) != 2:
             raise BadToken()
         return ids[0], ids[1]
+
+    def record_unsubscribe(self, request: Request, subscriber_id: int, list_id: int) -> None:
+        """Queue the event of a subscriber leaving a list, from this request."""
+        self.events.record(
+            PendingEvent(
+                EventKind.UNSUBSCRIBE,
+                self.clock(),
+                subscriber_id=subscriber_id,
+                list_id=list_id,
+                user_agent=user_agent(request),
+                ip=client_ip(request),
+            )
+        )
 
 
 def get_web(request: Request) -> WebContext:

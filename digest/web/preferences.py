@@ -17,7 +17,6 @@ from starlette.datastructures import FormData
 
 from digest.db import session_scope
 from digest.errors import NotFound
-from digest.models import EventKind
 from digest.tokens import BadToken, Purpose
 from digest.web.context import (
     FormExpired,
@@ -28,7 +27,6 @@ from digest.web.context import (
     read_form,
     user_agent,
 )
-from digest.web.events import PendingEvent
 from subscribers.consent import resubscribe, withdraw
 from subscribers.people import Consent, Suppressed
 from subscribers.preferences import (
@@ -89,16 +87,7 @@ async def save(token: str, request: Request, web: Web) -> Response:
         every = choice.action == "unsubscribe_all"
         changed = await run_in_threadpool(_withdraw, web, subscriber_id, list_id, every)
         for changed_list in changed:
-            web.events.record(
-                PendingEvent(
-                    EventKind.UNSUBSCRIBE,
-                    web.clock(),
-                    subscriber_id=subscriber_id,
-                    list_id=changed_list,
-                    user_agent=user_agent(request),
-                    ip=client_ip(request),
-                )
-            )
+            web.record_unsubscribe(request, subscriber_id, changed_list)
         return web.pages.render(
             "unsubscribed",
             prefs.locale,

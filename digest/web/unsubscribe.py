@@ -13,10 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from digest.db import session_scope
 from digest.errors import NotFound
-from digest.models import EventKind
 from digest.tokens import BadToken, Purpose
-from digest.web.context import Web, WebContext, client_ip, field_value, read_form, user_agent
-from digest.web.events import PendingEvent
+from digest.web.context import Web, WebContext, field_value, read_form
 from subscribers.consent import Membership, membership, withdraw
 
 router = APIRouter()
@@ -52,16 +50,7 @@ async def one_click(token: str, request: Request, web: Web) -> Response:
     except NotFound:
         return web.pages.problem("invalid_link")
     if changed:
-        web.events.record(
-            PendingEvent(
-                EventKind.UNSUBSCRIBE,
-                web.clock(),
-                subscriber_id=subscriber_id,
-                list_id=list_id,
-                user_agent=user_agent(request),
-                ip=client_ip(request),
-            )
-        )
+        web.record_unsubscribe(request, subscriber_id, list_id)
     return web.pages.render(
         "unsubscribed",
         found.subscriber.locale,
