@@ -52,8 +52,8 @@ def generate(path: Path, rows: int) -> None:
 def _prepare(db: Path) -> tuple[Engine, MailingList, dict[str, int]]:
     from sqlmodel import Session
 
-    from digest.db import make_engine, upgrade
-    from digest.topics import add_topic
+    from digest.catalog.topics import add_topic
+    from digest.db.engine import make_engine, upgrade
     from subscribers.lists import create_list
 
     engine = make_engine(f"sqlite:///{db}")

@@ -3,8 +3,8 @@
 Prints, in one run: our tagger next to a naive baseline (every keyword's regex over every
 text), tagging cost at 50x20 and 50x200 keywords (ours should not grow), and end-to-end
 ingest items/s (read file, parse with feedparser, sanitise, tag, store in SQLite) through
-`digest.ingest.ingest`, the function `digest ingest` calls: with its default parse workers
-(one per CPU, see digest/parsing.py) next to a single process (workers=0), each into a fresh
+`digest.ingest.pipeline.ingest`, the function `digest ingest` calls: with its default parse workers
+(one per CPU, see digest/ingest/parallel.py) next to a single process (workers=0), each into a fresh
 database, with a check that both stored the same articles and tags.
 
     .venv/bin/python bench/ingest_bench.py [--items 5000] [--topics 50] [--keywords 20]
@@ -34,15 +34,16 @@ from pathlib import Path
 import feedparser
 from sqlalchemy import Engine, text
 
-from digest import feeds, topics
-from digest.arabic import normalize, phrase_key, word_forms
+from digest.catalog import topics
 from digest.config import IngestSettings
-from digest.db import make_engine, session_scope, upgrade
-from digest.ingest import ingest
-from digest.items import parse_document
-from digest.models import Topic
-from digest.parsing import ParseWorkers, default_workers, parse_parts
-from digest.tagging import TopicIndex
+from digest.db.engine import make_engine, session_scope, upgrade
+from digest.db.models import Topic
+from digest.ingest import feeds
+from digest.ingest.documents import parse_document
+from digest.ingest.matcher import TopicIndex
+from digest.ingest.parallel import ParseWorkers, default_workers, parse_parts
+from digest.ingest.pipeline import ingest
+from digest.text.arabic import normalize, phrase_key, word_forms
 
 LETTERS = "ابتثجحخدذرسشصضطظعغفقكلمنهويةأإى"
 PREFIXES = ("", "", "", "ال", "وال", "بال", "لل", "و", "ب")
@@ -199,7 +200,7 @@ def _stored(engine: Engine) -> tuple[int, int, str]:
 def bench_ingest(
     all_topics: list[Topic], feed: bytes, workdir: Path, repeat: int, workers: int
 ) -> dict[str, float | str]:
-    """Best-of-`repeat` seconds of a whole ingest run (`digest.ingest.ingest`, as the CLI
+    """Best-of-`repeat` seconds of a whole ingest run (`digest.ingest.pipeline.ingest`, as the CLI
     calls it) with `workers` parse workers and with none, each into a fresh database; and of
     its parts: feedparser alone, parse + sanitise (in parallel and not)."""
     best: dict[str, float | str] = {}
@@ -291,7 +292,7 @@ def main() -> None:
     workers = default_workers() if args.workers is None else args.workers
     print(
         f"\nIngest end-to-end, best of {args.repeat} (file -> feedparser -> nh3 -> tag -> SQLite),"
-        f" digest.ingest.ingest as `digest ingest` runs it; {workers} parse workers"
+        f" digest.ingest.pipeline.ingest as `digest ingest` runs it; {workers} parse workers"
     )
     with tempfile.TemporaryDirectory() as tmp:
         result = bench_ingest(small, make_feed(texts), Path(tmp), args.repeat, workers)

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from digest.config import load_settings  # noqa: E402
-from digest.render import (  # noqa: E402
+from digest.render.renderer import (  # noqa: E402
     ArticleView,
     CompiledDigest,
     Recipient,

@@ -4,7 +4,7 @@ Run: python bench/scale_bench.py [--quick] [--messages 20000] [--workers 1,2,4]
                                  [--plan-sizes 100000,1000000] [--naive-sample 5000]
                                  [--concurrency 4] [--skip-send] [--skip-plan]
 
-Needs Debian's PostgreSQL (a throwaway server on loopback, tests/pg.py; as root it runs
+Needs Debian's PostgreSQL (a throwaway server on loopback, tests/helpers/pg.py; as root it runs
 through runuser) and Postfix's `smtp-sink` (`apt-get install postgresql postfix`).
 
 Prints, side by side:
@@ -76,7 +76,7 @@ def _catalogue(url: str) -> int:
     """Schema, 20 topics, the list and 32 articles of the last day; returns the list id."""
     from sqlmodel import Session
 
-    from digest.db import make_engine, upgrade
+    from digest.db.engine import make_engine, upgrade
 
     engine = make_engine(url)
     upgrade(engine)
@@ -192,9 +192,9 @@ def _mailing_list(engine: Any) -> Any:
 
 def run_plan(url: str) -> int:
     """(p) what `digest send` does when workers send: `Dispatcher.run`, plan-only."""
-    from digest.db import make_engine
-    from digest.dispatch import Dispatcher, DispatchOptions
-    from digest.send import FileSender
+    from digest.db.engine import make_engine
+    from digest.send.dispatcher import Dispatcher, DispatchOptions
+    from digest.send.outcome import FileSender
 
     settings = _settings(url, **{"workers.enabled": "true"})
     engine = make_engine(url)
@@ -230,9 +230,9 @@ def run_naive_plan(url: str, sample: int) -> int:
     """(n) per subscription: ORM objects read, due-ness in Python, `session.add(Delivery)`."""
     from sqlmodel import Session, select
 
-    from digest.db import make_engine
-    from digest.models import Delivery, Edition, EditionStatus
-    from digest.select import local_due_date
+    from digest.db.engine import make_engine
+    from digest.db.models import Delivery, Edition, EditionStatus
+    from digest.selection.due import local_due_date
     from subscribers.models import Subscriber, Subscription
 
     engine = make_engine(url)
@@ -655,7 +655,7 @@ def main() -> int:
     if args.child == "copy":
         return run_copy(args.url)
 
-    from tests import pg
+    from tests.helpers import pg
 
     messages = 2_000 if args.quick else args.messages
     plan_sizes = "10000,100000" if args.quick else args.plan_sizes

@@ -144,8 +144,8 @@ def _people(path: Path, count: int) -> None:
 def add_list_and_articles(session: Any) -> tuple[Any, list[int]]:
     """The benchmark's topics, its daily list offering them all, and its articles (each in
     one or two topics); returns the list and the topic ids. Shared with scale_bench.py."""
-    from digest.models import Article, ArticleTopic
-    from digest.topics import add_topic
+    from digest.catalog.topics import add_topic
+    from digest.db.models import Article, ArticleTopic
     from subscribers.lists import create_list
 
     rng = random.Random(3)
@@ -182,7 +182,7 @@ def run_setup(db: Path, subscribers: int) -> int:
     """Schema, topics, list, articles of the last day, and `subscribers` imported (untimed)."""
     from sqlmodel import Session
 
-    from digest.db import make_engine, upgrade
+    from digest.db.engine import make_engine, upgrade
     from subscribers.imports import ImportOptions, import_csv
 
     start = time.perf_counter()
@@ -219,10 +219,10 @@ def _mailing_list(engine: Any) -> Any:
 
 def run_pipeline(db: Path, port: int, connections: int, profile: Path | None) -> int:
     """(b) `Dispatcher.run` on the prepared database; only the run is timed."""
-    from digest.db import make_engine
-    from digest.dispatch import Dispatcher, DispatchOptions
-    from digest.send import Envelope, Outcome
-    from digest.smtp import SmtpSender
+    from digest.db.engine import make_engine
+    from digest.send.dispatcher import Dispatcher, DispatchOptions
+    from digest.send.outcome import Envelope, Outcome
+    from digest.send.smtp import SmtpSender
 
     settings = _settings(db, port, connections)
     engine = make_engine(settings.database.url)
@@ -269,7 +269,7 @@ def run_pipeline(db: Path, port: int, connections: int, profile: Path | None) ->
 
 def _prebuilt(size: int, count: int) -> list[tuple[str, bytes]]:
     """`count` distinct messages of ~`size` bytes built by our MIME code (same structure)."""
-    from digest.mime import MessageTemplate
+    from digest.send.mime import MessageTemplate
 
     settings = _settings(None, 25, 1)
     template = MessageTemplate(
@@ -302,8 +302,8 @@ def run_ceiling(port: int, connections: int, count: int, size: int, via: str) ->
     """(a) raw aiosmtplib clients, or (a') our SmtpSender pool, blasting pre-built bytes."""
     import aiosmtplib
 
-    from digest.send import Envelope
-    from digest.smtp import SmtpSender
+    from digest.send.outcome import Envelope
+    from digest.send.smtp import SmtpSender
 
     messages = _prebuilt(size, 64)
     sender_address = "digest@news.example.org"
@@ -354,10 +354,10 @@ def run_ceiling(port: int, connections: int, count: int, size: int, via: str) ->
 
 def run_naive(db: Path, port: int) -> int:
     """(c) per subscriber: compile (Jinja2 + MJML) + personalise + EmailMessage + smtplib."""
-    from digest.db import make_engine
-    from digest.render import Recipient, Renderer, RenderOptions
-    from digest.select import select_due
-    from digest.tokens import Signer, tokens_for
+    from digest.db.engine import make_engine
+    from digest.render.renderer import Recipient, Renderer, RenderOptions
+    from digest.selection.due import select_due
+    from digest.tracking.tokens import Signer, tokens_for
 
     settings = _settings(db, port, 1)
     engine = make_engine(settings.database.url)

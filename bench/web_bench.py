@@ -32,11 +32,11 @@ from sqlmodel import Session, func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from digest.catalog.topics import add_topic  # noqa: E402
 from digest.config import load_settings  # noqa: E402
-from digest.db import make_engine, upgrade  # noqa: E402
-from digest.models import Delivery, Edition, Event  # noqa: E402
-from digest.tokens import Purpose, Signer  # noqa: E402
-from digest.topics import add_topic  # noqa: E402
+from digest.db.engine import make_engine, upgrade  # noqa: E402
+from digest.db.models import Delivery, Edition, Event  # noqa: E402
+from digest.tracking.tokens import Purpose, Signer  # noqa: E402
 from subscribers.lists import create_list  # noqa: E402
 from subscribers.people import subscribe  # noqa: E402
 

@@ -21,7 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from digest.errors import ConfigError
-from digest.placeholders import placeholder_problems
+from digest.text.placeholders import placeholder_problems
 
 DEFAULT_CONFIG = Path("settings.toml")
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "placeholder"})

@@ -23,14 +23,16 @@ from zoneinfo import ZoneInfo
 
 from aiosmtpd.controller import Controller
 
-from digest import feeds, ingest, topics
+from digest.catalog import topics
 from digest.clock import utcnow
 from digest.config import Settings
-from digest.db import make_engine, session_scope, upgrade
-from digest.dispatch import Dispatcher, DispatchOptions, DispatchReport
-from digest.ingest import IngestReport
+from digest.db.engine import make_engine, session_scope, upgrade
+from digest.ingest import feeds
+from digest.ingest import pipeline as ingest
+from digest.ingest.pipeline import IngestReport
 from digest.samples import feed_path, sample_topics
-from digest.smtp import SmtpSender
+from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport
+from digest.send.smtp import SmtpSender
 from subscribers.lists import create_list, get_list
 from subscribers.people import subscribe
 

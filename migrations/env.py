@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the engine the caller passes (see digest.db)."""
+"""Alembic environment: runs migrations on the engine the caller passes (see digest.db.engine)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from alembic import context
 from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
-import digest.models  # noqa: F401  (registers the engine's tables)
+import digest.db.models  # noqa: F401  (registers the engine's tables)
 import subscribers.models  # noqa: F401  (registers the audience's tables)
-from digest.db import make_engine
+from digest.db.engine import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -8,7 +8,8 @@ from typing import TextIO
 
 from sqlalchemy import Engine, select
 
-from subscribers.imports import COLUMNS, SUBSCRIBER, SUBSCRIPTION, SUBSCRIPTION_TOPIC
+from digest.db.tables import SUBSCRIBER, SUBSCRIPTION, SUBSCRIPTION_TOPIC
+from subscribers.imports import COLUMNS
 from subscribers.models import TOPIC, MailingList, SubscriptionStatus
 
 DEFAULT_STATUSES = (SubscriptionStatus.ACTIVE,)

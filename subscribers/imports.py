@@ -14,31 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, select
 
-from digest.bulk import DriverSql
 from digest.clock import utcnow
+from digest.db.bulk import DriverSql
+from digest.db.tables import LIST_TOPIC, SUBSCRIBER
 from digest.errors import DigestError, InvalidInput
 from subscribers.models import (
-    ListTopic,
     MailingList,
-    Subscriber,
-    Subscription,
     SubscriptionStatus,
-    SubscriptionTopic,
-    Suppression,
 )
 from subscribers.validate import check_locale, check_timezone, normalize_email, parse_hour
 
 COLUMNS = ("email", "name", "topics", "timezone", "hour", "locale")
 TOPIC_SEPARATORS = ("|", "،")
 BATCH = 2000
-
-SUBSCRIBER: Table = Subscriber.__table__  # type: ignore[attr-defined]
-SUBSCRIPTION: Table = Subscription.__table__  # type: ignore[attr-defined]
-SUBSCRIPTION_TOPIC: Table = SubscriptionTopic.__table__  # type: ignore[attr-defined]
-SUPPRESSION: Table = Suppression.__table__  # type: ignore[attr-defined]
-LIST_TOPIC: Table = ListTopic.__table__  # type: ignore[attr-defined]
 
 
 class CsvError(DigestError):

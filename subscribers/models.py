@@ -37,7 +37,7 @@ class SuppressionReason(StrEnum):
     MANUAL = "manual"
 
 
-# The topic table belongs to the engine (digest.models.Topic); the audience only reads its
+# The topic table belongs to the engine (digest.db.models.Topic); the audience only reads its
 # id, slug and name, by table name, so that this package never imports the engine.
 TOPIC = table("topic", column("id"), column("slug"), column("name"))
 

@@ -1,7 +1,7 @@
 """Shared fixtures: a migrated database per test, settings pointing at it, a CLI runner.
 
 SQLite by default (a file per test). With DIGEST_TEST_DATABASE=postgresql every database
-test runs on PostgreSQL instead: one throwaway server per session (tests/pg.py), migrated
+test runs on PostgreSQL instead: one throwaway server per session (tests/helpers/pg.py), migrated
 once into `digest_template`, and a fresh `CREATE DATABASE t_N TEMPLATE ...` per test (an
 empty one for tests that ask for `db_url` without `engine`: they test unmigrated databases).
 Tests marked `sqlite_only` test SQLite itself (pragmas, lock files) and are skipped there.
@@ -23,8 +23,8 @@ from typer.testing import CliRunner, Result
 
 from digest.cli import app
 from digest.config import Settings, load_settings
-from digest.db import make_engine, upgrade
-from tests import pg
+from digest.db.engine import make_engine, upgrade
+from tests.helpers import pg
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from digest import articles
+from digest.catalog import articles
 from digest.cli.context import app_context, print_json, print_table
-from digest.db import session_scope
+from digest.db.engine import session_scope
 
 app = typer.Typer(help="Articles.\n\nExample: digest articles list", no_args_is_help=True)
 

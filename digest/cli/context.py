@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from digest.config import Settings
-from digest.db import make_engine, require_schema
+from digest.db.engine import make_engine, require_schema
 
 
 @dataclass
@@ -70,7 +70,7 @@ def progress_bar(console: Console, label: str, *, auto_refresh: bool = True) -> 
     """The progress bar of a long command: shown on a terminal only, gone when done.
 
     `auto_refresh=False` starts no refresh thread (the bar is redrawn by `refresh()`): a
-    process with other threads cannot fork its parse workers (see digest/parsing.py)."""
+    process with other threads cannot fork its parse workers (see digest/ingest/parallel.py)."""
     return Progress(
         TextColumn(label),
         BarColumn(),

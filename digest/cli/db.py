@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from digest import db
 from digest.cli.context import app_context
+from digest.db import engine as db
 
 app = typer.Typer(help="Database schema.\n\nExample: digest db upgrade", no_args_is_help=True)
 

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 import typer
 from sqlmodel import Session
 
-from digest import editions
 from digest.cli.context import app_context, print_json, print_table
 from digest.clock import utcnow
-from digest.db import session_scope
-from digest.edition_preview import EditionOverview, overview
-from digest.models import Edition, EditorAction
+from digest.db.engine import session_scope
+from digest.db.models import Edition, EditorAction
+from digest.editions import workflow as editions
+from digest.preview.edition import EditionOverview, overview
 
 app = typer.Typer(
     help="Editions: preview per segment, pin, exclude, subject, note, approve, hold.\n\n"

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from digest import editors
 from digest.cli.context import app_context, print_json, print_table
-from digest.db import session_scope
+from digest.db.engine import session_scope
+from digest.editions import editors
 from digest.errors import InvalidInput
 
 app = typer.Typer(

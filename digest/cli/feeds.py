@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from digest import feeds, topics
+from digest.catalog import topics
 from digest.cli.context import app_context, print_json, print_table
-from digest.db import session_scope
+from digest.db.engine import session_scope
+from digest.ingest import feeds
 
 app = typer.Typer(
     help="Feeds (RSS, Atom, JSON Feed).\n\nExample: digest feeds list", no_args_is_help=True

@@ -6,10 +6,11 @@ from typing import Annotated
 
 import typer
 
-from digest import ingest, tags
 from digest.cli.context import app_context, progress_bar
-from digest.db import session_scope
-from digest.ingest import FeedReport, FeedStatus
+from digest.db.engine import session_scope
+from digest.ingest import article_tags as tags
+from digest.ingest import pipeline as ingest
+from digest.ingest.pipeline import FeedReport, FeedStatus
 
 
 def run(

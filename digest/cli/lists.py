@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import typer
 from sqlmodel import Session
 
-from digest import topics
+from digest.catalog import topics
 from digest.cli.context import app_context, print_json, print_table
-from digest.db import session_scope
+from digest.db.engine import session_scope
 from subscribers import lists
 
 app = typer.Typer(help="Mailing lists.\n\nExample: digest lists list", no_args_is_help=True)

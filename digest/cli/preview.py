@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
-from digest import preview
 from digest.cli.context import app_context
-from digest.db import session_scope
+from digest.db.engine import session_scope
 from digest.errors import InvalidInput
-from digest.render import Renderer, RenderOptions
+from digest.preview import reader as preview
+from digest.render.renderer import Renderer, RenderOptions
 
 
 def run(

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from digest.cli.context import app_context
-from digest.schedule import Scheduler
+from digest.schedule.scheduler import Scheduler
 
 
 def run(

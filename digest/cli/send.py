@@ -11,13 +11,13 @@ import typer
 
 from digest.cli.context import AppContext, app_context, print_json, print_table, progress_bar
 from digest.clock import utcnow
-from digest.db import session_scope
-from digest.dispatch import DispatchOptions, DispatchReport
+from digest.db.engine import session_scope
 from digest.errors import InvalidInput
-from digest.jobs import send_list
-from digest.send import FileSender, Sender
-from digest.sendtest import send_test
-from digest.smtp import SmtpSender
+from digest.schedule.jobs import send_list
+from digest.send.dispatcher import DispatchOptions, DispatchReport
+from digest.send.outcome import FileSender, Sender
+from digest.send.proof import send_test
+from digest.send.smtp import SmtpSender
 from subscribers.lists import get_list
 from subscribers.models import MailingList
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from digest.cli.context import app_context, print_json, print_table
-from digest.stats import EditionStats, edition_stats
+from digest.tracking.stats import EditionStats, edition_stats
 
 
 def run(

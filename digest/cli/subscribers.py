@@ -9,12 +9,12 @@ from typing import Annotated
 
 import typer
 
-from digest import topics
+from digest.catalog import topics
 from digest.cli.context import app_context, print_json, progress_bar
-from digest.confirmations import mail_confirmation
-from digest.db import session_scope
+from digest.db.engine import session_scope
 from digest.errors import InvalidInput
-from digest.smtp import SmtpSender
+from digest.send.confirmations import mail_confirmation
+from digest.send.smtp import SmtpSender
 from subscribers import exports, imports, lists, people
 from subscribers.models import SubscriptionStatus
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from digest import topics
+from digest.catalog import topics
 from digest.cli.context import app_context, print_json, print_table
-from digest.db import session_scope
+from digest.db.engine import session_scope
 
 app = typer.Typer(help="Topics.\n\nExample: digest topics list", no_args_is_help=True)
 

@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 
 from digest.cli.context import app_context
-from digest.dispatch import DispatchOptions
-from digest.smtp import SmtpSender
-from digest.worker import Worker, WorkerOptions, share_of_rate
+from digest.send.dispatcher import DispatchOptions
+from digest.send.smtp import SmtpSender
+from digest.send.worker import Worker, WorkerOptions, share_of_rate
 
 
 def run(

@@ -15,8 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.clock import utcnow
 from digest.config import Settings
-from digest.send import Sender
-from digest.smtp import SmtpSender
+from digest.send.outcome import Sender
+from digest.send.smtp import SmtpSender
 from digest.web import (
     confirm,
     editions,

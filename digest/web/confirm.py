@@ -9,10 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from digest.db import session_scope
+from digest.db.engine import session_scope
+from digest.db.models import EventKind
 from digest.errors import NotFound
-from digest.models import EventKind
-from digest.tokens import BadToken, Purpose
+from digest.tracking.tokens import BadToken, Purpose
 from digest.web.context import (
     FormExpired,
     Web,

@@ -17,11 +17,11 @@ from starlette.formparsers import MultiPartException
 
 from digest.clock import utcnow
 from digest.config import Settings
+from digest.db.models import EventKind
 from digest.errors import DigestError
-from digest.models import EventKind
-from digest.render import Renderer, RenderOptions
-from digest.send import Sender
-from digest.tokens import BadToken, Purpose, Signer
+from digest.render.renderer import Renderer, RenderOptions
+from digest.send.outcome import Sender
+from digest.tracking.tokens import BadToken, Purpose, Signer
 from digest.web.events import EventWriter, PendingEvent
 from digest.web.pages import Pages
 from digest.web.ratelimit import RateLimiter

@@ -19,21 +19,21 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from digest import editions
-from digest.db import session_scope
-from digest.edition_preview import (
+from digest.db.engine import session_scope
+from digest.db.models import Topic
+from digest.editions import workflow as editions
+from digest.editions.controls import Refused
+from digest.errors import DigestError, NotFound
+from digest.preview.edition import (
     EditionOverview,
     SegmentView,
     overview,
     render_preview,
     subscriber_segment,
 )
-from digest.editorial import Refused
-from digest.errors import DigestError, NotFound
-from digest.models import Topic
-from digest.render import RenderedMessage
-from digest.render_data import Segment
-from digest.sendtest import mail_test
+from digest.render.data import Segment
+from digest.render.renderer import RenderedMessage
+from digest.send.proof import mail_test
 from digest.web.context import Web, WebContext, field_value, read_form
 from digest.web.editor_auth import SignedIn, csrf_ok, signed_in, to_login
 from subscribers.lists import offered_topic_ids

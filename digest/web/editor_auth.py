@@ -18,9 +18,9 @@ from fastapi.responses import RedirectResponse
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 
-from digest.db import session_scope
-from digest.editors import authenticate, password_stamp
-from digest.models import Editor
+from digest.db.engine import session_scope
+from digest.db.models import Editor
+from digest.editions.editors import authenticate, password_stamp
 from digest.web.context import Web, WebContext, client_ip, field_value, read_form
 from digest.web.ratelimit import RateLimiter
 

@@ -19,15 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from anyio import to_thread
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, select
 
-from digest.bulk import DriverSql
-from digest.classify import too_soon
-from digest.models import DeliveryStatus, Event, EventKind
-from digest.select import DELIVERY, SUBSCRIBER
+from digest.db.bulk import DriverSql
+from digest.db.models import DeliveryStatus, EventKind
+from digest.db.tables import DELIVERY, EVENT, SUBSCRIBER
+from digest.tracking.machines import too_soon
 
 log = logging.getLogger(__name__)
-EVENT: Table = Event.__table__  # type: ignore[attr-defined]
 _CHUNK = 500  # ids per IN (...) query
 _INSERT = (
     "INSERT INTO event (kind, delivery_id, subscriber_id, list_id, link_hash, machine, "

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from digest.i18n import DIRECTIONS, TEMPLATES, Digits, Language, load_language
+from digest.render.i18n import DIRECTIONS, TEMPLATES, Digits, Language, load_language
 
 # Pages load nothing from elsewhere: no scripts at all, inline styles, images only from here.
 PAGE_HEADERS = {

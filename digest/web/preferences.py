@@ -15,9 +15,9 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from digest.db import session_scope
+from digest.db.engine import session_scope
 from digest.errors import NotFound
-from digest.tokens import BadToken, Purpose
+from digest.tracking.tokens import BadToken, Purpose
 from digest.web.context import (
     FormExpired,
     Web,

@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from digest.confirmations import confirmation_envelope
-from digest.db import session_scope
+from digest.db.engine import session_scope
 from digest.errors import InvalidInput, NotFound
+from digest.send.confirmations import confirmation_envelope
 from digest.web.context import Web, WebContext, client_ip, field_value, read_form, user_agent
 from subscribers.consent import request_subscription
 from subscribers.lists import get_list

@@ -16,11 +16,11 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import Engine, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from digest.classify import classify
-from digest.models import EventKind
-from digest.render_data import web_url
-from digest.stats import LINK
-from digest.tokens import BadToken, Purpose
+from digest.db.models import EventKind
+from digest.db.tables import LINK
+from digest.render.data import web_url
+from digest.tracking.machines import classify
+from digest.tracking.tokens import BadToken, Purpose
 from digest.web.context import Web, WebContext, clean_agent, client_ip, user_agent
 from digest.web.events import PendingEvent
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from digest.db import session_scope
+from digest.db.engine import session_scope
 from digest.errors import NotFound
-from digest.tokens import BadToken, Purpose
+from digest.tracking.tokens import BadToken, Purpose
 from digest.web.context import Web, WebContext, field_value, read_form
 from subscribers.consent import Membership, membership, withdraw
 

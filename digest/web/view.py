@@ -7,8 +7,8 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from digest.errors import NotFound
-from digest.segments import render_delivery
-from digest.tokens import BadToken, Purpose
+from digest.preview.delivery import render_delivery
+from digest.tracking.tokens import BadToken, Purpose
 from digest.web.context import Web
 
 router = APIRouter()

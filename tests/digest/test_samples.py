@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from mjml import mjml2html
 
 from digest import samples
-from digest.arabic import is_mostly_arabic
-from digest.items import parse_document
-from digest.sanitize import html_to_text
+from digest.ingest.documents import parse_document
+from digest.text.arabic import is_mostly_arabic
+from digest.text.sanitize import html_to_text
 from tests.conftest import ROOT
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from digest.topics import add_topic
+from digest.catalog.topics import add_topic
 from subscribers.imports import CsvError, ImportOptions, import_csv, write_rejects
 from subscribers.lists import create_list
 from subscribers.models import MailingList, Subscriber, Subscription, SubscriptionTopic
@@ -33,7 +33,7 @@ def daily(session: Session) -> MailingList:
 
 @pytest.fixture
 def topics(session: Session) -> dict[str, int]:
-    from digest.topics import all_topics
+    from digest.catalog.topics import all_topics
 
     known = {t.slug: t.id or 0 for t in all_topics(session)}
     known.update({t.name: t.id or 0 for t in all_topics(session)})

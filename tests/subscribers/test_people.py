@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, select
 
+from digest.catalog.topics import add_topic
 from digest.errors import InvalidInput, NotFound
-from digest.topics import add_topic
 from subscribers.lists import create_list
 from subscribers.models import Subscriber, Subscription, SubscriptionTopic
 from subscribers.people import (

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 
-from digest.editors import authenticate
-from digest.models import Edition
+from digest.db.models import Edition
+from digest.editions.editors import authenticate
 from tests.conftest import Cli
-from tests.digest.dispatch_fixtures import add_article, add_reader, make_world
+from tests.helpers.world import add_article, add_reader, make_world
 
 
 def _today_edition(cli: Cli) -> dict[str, object]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from digest import samples
 from tests.conftest import Cli
-from tests.digest.feed_docs import rss
-from tests.digest.feed_server import Route, serving
+from tests.helpers.feed_docs import rss
+from tests.helpers.feed_server import Route, serving
 
 
 def _write(path: Path, content: bytes) -> str:

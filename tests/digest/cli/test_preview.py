@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from digest.models import Article, ArticleTopic, Topic
+from digest.db.models import Article, ArticleTopic, Topic
 from tests.conftest import Cli
-from tests.digest.render_samples import parse
+from tests.helpers.render_samples import parse
 
 SEND = datetime(2026, 11, 28, 4, tzinfo=UTC)  # 07:00 in Riyadh
 

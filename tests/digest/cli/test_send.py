@@ -11,8 +11,8 @@ from pathlib import Path
 from sqlmodel import Session
 
 from tests.conftest import Cli
-from tests.digest.dispatch_fixtures import add_article, add_reader, make_world
-from tests.smtp_sink import SmtpSink
+from tests.helpers.smtp_sink import SmtpSink
+from tests.helpers.world import add_article, add_reader, make_world
 
 
 def test_send_to_dir_writes_eml_and_a_second_run_sends_nothing(

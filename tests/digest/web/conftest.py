@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from digest.config import Settings
 from digest.web import create_app
-from tests.digest.dispatch_fixtures import World, make_world
+from tests.helpers.world import World, make_world
 
 
 @pytest.fixture

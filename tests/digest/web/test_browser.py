@@ -10,11 +10,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from digest.config import Settings
-from digest.tokens import Purpose, Signer
+from digest.tracking.tokens import Purpose, Signer
 from subscribers.people import describe
 from tests.conftest import ARTIFACTS
-from tests.digest.dispatch_fixtures import World
-from tests.digest.web.helpers import LiveServer, free_socket, reader, start_live, with_base_url
+from tests.helpers.web import LiveServer, free_socket, reader, start_live, with_base_url
+from tests.helpers.world import World
 
 # Direction of the page and of its heading, and whether anything sticks out sideways.
 LAYOUT = """() => ({

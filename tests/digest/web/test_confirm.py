@@ -12,13 +12,13 @@ from sqlmodel import Session
 
 from digest.config import Settings
 from digest.errors import NotFound
-from digest.smtp import SmtpSender
+from digest.send.smtp import SmtpSender
 from digest.web import create_app
 from subscribers.lists import create_list, get_list
 from subscribers.people import describe
 from tests.conftest import Cli
-from tests.digest.dispatch_fixtures import World, add_article
-from tests.digest.web.helpers import (
+from tests.helpers.smtp_sink import SmtpSink
+from tests.helpers.web import (
     free_socket,
     parse,
     send_digests,
@@ -26,7 +26,7 @@ from tests.digest.web.helpers import (
     wait_for,
     with_base_url,
 )
-from tests.smtp_sink import SmtpSink
+from tests.helpers.world import World, add_article
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0"

@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from digest.editors import add_editor
-from digest.models import Edition, EditorAction
+from digest.db.models import Edition, EditorAction
+from digest.editions.editors import add_editor
 from digest.web import editor_auth
-from tests.digest.dispatch_fixtures import World
-from tests.digest.web.helpers import add_news, reader
+from tests.helpers.web import add_news, reader
+from tests.helpers.world import World
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 EDITOR, PASSWORD = "editor@news.example.org", "a long enough password"
@@ -105,7 +105,7 @@ def test_a_new_password_ends_old_sessions(
 ) -> None:
     _login(client)
     assert client.get("/editor").status_code == 200
-    from digest.editors import _HASHER, find_editor
+    from digest.editions.editors import _HASHER, find_editor
 
     with Session(engine) as session:
         editor = find_editor(session, EDITOR)

@@ -13,11 +13,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from digest.config import Settings
-from digest.editors import add_editor
-from digest.smtp import SmtpSender
+from digest.editions.editors import add_editor
+from digest.send.smtp import SmtpSender
 from tests.conftest import ARTIFACTS
-from tests.digest.dispatch_fixtures import World, add_article
-from tests.digest.web.helpers import (
+from tests.helpers.smtp_sink import SmtpSink
+from tests.helpers.web import (
     SENT_AT,
     LiveServer,
     add_news,
@@ -29,7 +29,7 @@ from tests.digest.web.helpers import (
     start_live,
     with_base_url,
 )
-from tests.smtp_sink import SmtpSink
+from tests.helpers.world import World, add_article
 
 EDITOR, PASSWORD = "editor@news.example.org", "a long enough password"
 OLD_STORY = "قانون الانتخاب الجديد يصدر رسميًا"

@@ -17,13 +17,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from digest.config import Settings
-from digest.models import EventKind
-from digest.tokens import Purpose, Signer
+from digest.db.models import EventKind
+from digest.tracking.tokens import Purpose, Signer
 from digest.web import create_app
 from digest.web.events import EventWriter, PendingEvent
 from tests.conftest import ROOT
-from tests.digest.dispatch_fixtures import World
-from tests.digest.web.helpers import (
+from tests.helpers.web import (
     add_news,
     deliveries,
     event_count,
@@ -32,6 +31,7 @@ from tests.digest.web.helpers import (
     send_digests,
     wait_for,
 )
+from tests.helpers.world import World
 
 
 def _open_token(engine: Engine, session: Session, world: World, settings: Settings) -> str:

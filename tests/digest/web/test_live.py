@@ -11,8 +11,7 @@ from sqlmodel import Session
 from digest.config import Settings
 from subscribers.people import describe
 from tests.conftest import Cli
-from tests.digest.dispatch_fixtures import World
-from tests.digest.web.helpers import (
+from tests.helpers.web import (
     add_news,
     free_socket,
     html_of,
@@ -23,6 +22,7 @@ from tests.digest.web.helpers import (
     start_live,
     with_base_url,
 )
+from tests.helpers.world import World
 
 SCANNER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 BingPreview/1.0b"
 THUNDERBIRD = "Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Thunderbird/115.9.0"

@@ -11,10 +11,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from digest.config import Settings
-from digest.tokens import Purpose, Signer
+from digest.tracking.tokens import Purpose, Signer
 from subscribers.people import describe
-from tests.digest.dispatch_fixtures import World
-from tests.digest.web.helpers import SENT_AT, add_news, event_count, reader, send_digests, wait_for
+from tests.helpers.web import SENT_AT, add_news, event_count, reader, send_digests, wait_for
+from tests.helpers.world import World
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

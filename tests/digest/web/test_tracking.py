@@ -13,13 +13,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from digest.classify import classify
 from digest.config import Settings
-from digest.models import Event
-from digest.tokens import Purpose, Signer
+from digest.db.models import Event
+from digest.tracking.machines import classify
+from digest.tracking.tokens import Purpose, Signer
 from digest.web import create_app
-from tests.digest.dispatch_fixtures import World
-from tests.digest.web.helpers import (
+from tests.helpers.web import (
     SENT_AT,
     add_news,
     deliveries,
@@ -31,6 +30,7 @@ from tests.digest.web.helpers import (
     wait_for,
     with_base_url,
 )
+from tests.helpers.world import World
 
 BASE = "http://testserver"
 APPLE_MPP = "Mozilla/5.0"

@@ -13,13 +13,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from digest.config import Settings
-from digest.tokens import Purpose, Signer
+from digest.tracking.tokens import Purpose, Signer
 from digest.web import create_app
 from subscribers.lists import create_list
 from subscribers.models import Subscription
 from subscribers.people import remove, subscribe
-from tests.digest.dispatch_fixtures import World
-from tests.digest.web.helpers import event_count, reader, wait_for
+from tests.helpers.web import event_count, reader, wait_for
+from tests.helpers.world import World
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 

@@ -1,0 +1,1 @@
+"""Editions: the editors' controls as plain data, the edition state machine, editor accounts."""

@@ -1,0 +1,3 @@
+"""Rendering: templates per language, MJML, segments compiled once and personalised per
+recipient.
+"""

@@ -1,0 +1,1 @@
+"""Selection: who is due, their reading window, which articles each gets, grouped into segments."""

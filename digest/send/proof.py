@@ -1,0 +1,67 @@
+"""A test send for editors: the preview of a topic mix, mailed with "[test]" in the subject."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from digest.config import Settings
+from digest.preview.reader import preview
+from digest.render.renderer import RenderedMessage, Renderer, RenderOptions
+from digest.send.mime import DkimSigner, MessageTemplate, make_message_id
+from digest.send.outcome import Envelope, Outcome, Sender
+from subscribers.lists import get_list
+from subscribers.models import MailingList
+from subscribers.validate import normalize_email
+
+
+async def send_test(
+    engine: Engine,
+    settings: Settings,
+    sender: Sender,
+    *,
+    list_slug: str,
+    to: str,
+    topic_slugs: Sequence[str] = (),
+) -> Outcome:
+    """Render today's digest for `topic_slugs` (tracking off) and send it to `to`."""
+    renderer = Renderer(RenderOptions.from_settings(settings))
+    with Session(engine) as session:
+        mailing_list = get_list(session, list_slug)
+        rendered = preview(
+            session, settings, renderer, list_slug=list_slug, topic_slugs=topic_slugs
+        )
+    return await mail_test(settings, sender, mailing_list, rendered, to)
+
+
+async def mail_test(
+    settings: Settings,
+    sender: Sender,
+    mailing_list: MailingList,
+    rendered: RenderedMessage,
+    to: str,
+) -> Outcome:
+    """Send a rendered preview to `to` with "[test]" in the subject (editors' test sends)."""
+    address = normalize_email(to)
+    template = MessageTemplate(
+        settings.sender,
+        list_name=mailing_list.name,
+        list_slug=mailing_list.slug,
+        subject=f"[test] {rendered.subject}",
+        locale=rendered.locale,
+        campaign="test",
+        stream="test",
+        signer=DkimSigner.from_settings(settings.dkim, settings.sender),
+    )
+    data = template.build(
+        to_address=address,
+        to_name="",
+        html=rendered.html,
+        text=rendered.text,
+        unsubscribe_url=rendered.unsubscribe_url,
+        message_id=make_message_id(settings.sender.list_id_domain),
+    )
+    async with sender:
+        return await sender.send(Envelope(settings.sender.from_address, address, data))

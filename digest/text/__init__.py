@@ -1,0 +1,3 @@
+"""Text without I/O: Arabic normalisation for matching, bidi islands, HTML sanitising,
+safe placeholders.
+"""

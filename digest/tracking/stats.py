@@ -1,0 +1,179 @@
+"""Per-edition figures: delivery outcomes, human and machine opens, clicks, unsubscribes.
+
+Rates are over delivered messages. Opens and clicks are unique per delivery (a person who
+opens five times is one open); machine opens (privacy proxies, scanners) are counted apart
+and broken down by reason, never mixed into human opens.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine, distinct, func, select
+
+from digest.db.models import DeliveryStatus, EventKind
+from digest.db.tables import DELIVERY, EDITION, EVENT, LINK, MAILING_LIST
+from digest.errors import NotFound
+
+_ATTEMPTED = (
+    DeliveryStatus.SENT.value,
+    DeliveryStatus.FAILED_TEMPORARY.value,
+    DeliveryStatus.FAILED_PERMANENT.value,
+)
+
+
+@dataclass
+class LinkClicks:
+    url: str
+    clicks: int  # deliveries whose reader followed it
+
+
+@dataclass
+class EditionStats:
+    edition_id: int
+    list_slug: str
+    date: date
+    sent: int = 0  # handed to SMTP (accepted or not)
+    delivered: int = 0  # accepted by the receiving server
+    temporary_failures: int = 0  # still being retried, or given up after the deadline
+    permanent_failures: int = 0
+    human_opens: int = 0  # deliveries opened by a person
+    machine_opens: int = 0  # deliveries whose pixel a proxy or scanner fetched
+    machine_reasons: dict[str, int] = field(default_factory=dict)  # reason -> fetches
+    clicks: int = 0  # deliveries with a person's click
+    machine_clicks: int = 0
+    top_links: list[LinkClicks] = field(default_factory=list)
+    unsubscribes: int = 0
+    complaints: int = 0
+
+    def rate(self, count: int) -> float | None:
+        return round(count / self.delivered, 4) if self.delivered else None
+
+    @property
+    def rates(self) -> dict[str, float | None]:
+        return {
+            "open": self.rate(self.human_opens),
+            "click": self.rate(self.clicks),
+            "unsubscribe": self.rate(self.unsubscribes),
+            "complaint": self.rate(self.complaints),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["date"] = self.date.isoformat()
+        data["rates"] = self.rates
+        return data
+
+
+def edition_stats(
+    engine: Engine,
+    *,
+    list_slug: str | None = None,
+    edition_id: int | None = None,
+    top_links: int = 5,
+) -> list[EditionStats]:
+    """Figures of every edition (of one list, or one edition), newest first."""
+    with engine.connect() as connection:
+        query = (
+            select(EDITION.c.id, MAILING_LIST.c.slug, EDITION.c.local_date)
+            .join(MAILING_LIST, MAILING_LIST.c.id == EDITION.c.list_id)
+            .order_by(EDITION.c.local_date.desc(), EDITION.c.id.desc())
+        )
+        if list_slug is not None:
+            query = query.where(MAILING_LIST.c.slug == list_slug)
+        if edition_id is not None:
+            query = query.where(EDITION.c.id == edition_id)
+        editions = {
+            eid: EditionStats(eid, slug, day) for eid, slug, day in connection.execute(query)
+        }
+        if not editions:
+            if (
+                list_slug is not None
+                and connection.execute(
+                    select(MAILING_LIST.c.id).where(MAILING_LIST.c.slug == list_slug)
+                ).first()
+                is None
+            ):
+                raise NotFound(f"unknown list {list_slug!r}: see `digest lists list`")
+            if edition_id is not None:
+                raise NotFound(
+                    f"no edition {edition_id}" + (f" of {list_slug!r}" if list_slug else "")
+                )
+            return []
+        ids = list(editions)
+        for eid, status, count in connection.execute(
+            select(DELIVERY.c.edition_id, DELIVERY.c.status, func.count())
+            .where(DELIVERY.c.edition_id.in_(ids))
+            .group_by(DELIVERY.c.edition_id, DELIVERY.c.status)
+        ):
+            stats = editions[eid]
+            if status in _ATTEMPTED:
+                stats.sent += count
+            if status == DeliveryStatus.SENT:
+                stats.delivered += count
+            elif status == DeliveryStatus.FAILED_TEMPORARY:
+                stats.temporary_failures += count
+            elif status == DeliveryStatus.FAILED_PERMANENT:
+                stats.permanent_failures += count
+        joined = EVENT.join(DELIVERY, DELIVERY.c.id == EVENT.c.delivery_id)
+        for eid, kind, machine, count in connection.execute(
+            select(
+                DELIVERY.c.edition_id,
+                EVENT.c.kind,
+                EVENT.c.machine,
+                func.count(distinct(EVENT.c.delivery_id)),
+            )
+            .select_from(joined)
+            .where(DELIVERY.c.edition_id.in_(ids))
+            .group_by(DELIVERY.c.edition_id, EVENT.c.kind, EVENT.c.machine)
+        ):
+            _count(editions[eid], kind, bool(machine), count)
+        for eid, reason, count in connection.execute(
+            select(DELIVERY.c.edition_id, EVENT.c.machine_reason, func.count())
+            .select_from(joined)
+            .where(
+                DELIVERY.c.edition_id.in_(ids),
+                EVENT.c.kind == EventKind.OPEN.value,
+                EVENT.c.machine.is_(True),
+            )
+            .group_by(DELIVERY.c.edition_id, EVENT.c.machine_reason)
+        ):
+            editions[eid].machine_reasons[reason or "unknown"] = count
+        links: dict[int, list[LinkClicks]] = defaultdict(list)
+        clicks = func.count(distinct(EVENT.c.delivery_id))
+        for eid, url, count in connection.execute(
+            select(DELIVERY.c.edition_id, LINK.c.url, clicks)
+            .select_from(joined.join(LINK, LINK.c.hash == EVENT.c.link_hash))
+            .where(
+                DELIVERY.c.edition_id.in_(ids),
+                EVENT.c.kind == EventKind.CLICK.value,
+                EVENT.c.machine.is_(False),
+            )
+            .group_by(DELIVERY.c.edition_id, LINK.c.url)
+            .order_by(DELIVERY.c.edition_id, clicks.desc(), LINK.c.url)
+        ):
+            if len(links[eid]) < top_links:
+                links[eid].append(LinkClicks(url, count))
+        for eid, found in links.items():
+            editions[eid].top_links = found
+    return list(editions.values())
+
+
+def _count(stats: EditionStats, kind: str, machine: bool, count: int) -> None:
+    if kind == EventKind.OPEN:
+        if machine:
+            stats.machine_opens = count
+        else:
+            stats.human_opens = count
+    elif kind == EventKind.CLICK:
+        if machine:
+            stats.machine_clicks = count
+        else:
+            stats.clicks = count
+    elif kind == EventKind.UNSUBSCRIBE:
+        stats.unsubscribes += count
+    elif kind == EventKind.COMPLAINT:
+        stats.complaints += count

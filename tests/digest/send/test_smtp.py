@@ -1,0 +1,422 @@
+"""The SMTP pool (digest/send/smtp.py) and the other senders against a real local SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email
+import email.policy
+import ipaddress
+import random
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from digest.config import SenderSettings, SmtpSettings, load_settings
+from digest.errors import ConfigError
+from digest.send.mime import MessageTemplate
+from digest.send.outcome import Envelope, FileSender, Outcome, RetryPolicy, Sender, retry_delay
+from digest.send.smtp import Pacer, SmtpSender, SmtpUnavailable
+from tests.conftest import ROOT
+from tests.helpers.smtp_sink import SmtpSink
+
+T = TypeVar("T")
+RETURN_PATH = "bounces@news.example.org"
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as server:
+        yield server
+
+
+def _settings(sink: SmtpSink, **overrides: object) -> SmtpSettings:
+    values: dict[str, object] = {
+        "host": sink.host,
+        "port": sink.port,
+        "connections": 3,
+        "timeout": 5.0,
+    }
+    values.update(overrides)
+    return SmtpSettings.model_validate(values)
+
+
+def _sender(settings: SmtpSettings, **options: float) -> SmtpSender:
+    return SmtpSender(settings, local_hostname="client.test", **options)  # type: ignore[arg-type]
+
+
+def _envelope(recipient: str, body: str = "hello") -> Envelope:
+    data = f"Subject: test\r\nTo: {recipient}\r\n\r\n{body}\r\n.leading dot\r\n".encode()
+    return Envelope(RETURN_PATH, recipient, data)
+
+
+def _run(make: Callable[[], Awaitable[T]]) -> T:
+    async def main() -> T:
+        return await make()
+
+    return asyncio.run(main())
+
+
+async def _send_all(sender: SmtpSender, recipients: list[str]) -> dict[str, Outcome]:
+    outcomes = await asyncio.gather(*(sender.send(_envelope(r)) for r in recipients))
+    return dict(zip(recipients, outcomes, strict=True))
+
+
+def test_pool_delivers_each_message_once_over_reused_connections(sink: SmtpSink) -> None:
+    recipients = [f"reader{i}@example.com" for i in range(60)]
+
+    async def go() -> tuple[dict[str, Outcome], int]:
+        async with _sender(_settings(sink)) as sender:
+            return await _send_all(sender, recipients), sender.connections_opened
+
+    outcomes, opened = _run(go)
+    assert {outcome.status for outcome in outcomes.values()} == {"sent"}
+    assert {outcome.code for outcome in outcomes.values()} == {250}
+    assert sorted(sink.recipients()) == sorted(recipients)  # each exactly once
+    assert opened == 3
+    assert sink.sessions() == 3 < len(recipients)
+    assert all(m.mail_from == RETURN_PATH for m in sink.messages)
+    assert sink.messages[0].data.endswith(b"\r\n.leading dot\r\n")  # dot-stuffing round trip
+
+
+def test_refused_recipients_are_data_and_the_batch_goes_on(sink: SmtpSink) -> None:
+    # 451 (greylisting) and 550 (no such user) in one batch: temporary vs permanent; the
+    # rest is sent, over the same three connections (RSET kept them usable).
+    sink.refuse("grey1@example.com", 451)
+    sink.refuse("grey2@example.com", 451)
+    sink.refuse("gone1@example.com", 550)
+    sink.refuse("gone2@example.com", 550, at="DATA", reply="554 5.7.1 Message refused")
+    good = [f"ok{i}@example.com" for i in range(20)]
+    recipients = ["grey1@example.com", *good[:10], "gone1@example.com", "grey2@example.com"]
+    recipients += [*good[10:], "gone2@example.com"]
+
+    async def go() -> dict[str, Outcome]:
+        async with _sender(_settings(sink)) as sender:
+            return await _send_all(sender, recipients)
+
+    outcomes = _run(go)
+    grey, gone = outcomes["grey1@example.com"], outcomes["gone1@example.com"]
+    assert (grey.status, grey.code, grey.stage) == ("temporary", 451, "RCPT")
+    assert (gone.status, gone.code, gone.stage) == ("permanent", 550, "RCPT")
+    assert gone.hard_bounce and not grey.hard_bounce
+    refused_data = outcomes["gone2@example.com"]
+    assert (refused_data.status, refused_data.code, refused_data.stage) == (
+        "permanent",
+        554,
+        "DATA",
+    )
+    assert not refused_data.hard_bounce  # a policy refusal says nothing about the address
+    assert all(outcomes[r].status == "sent" for r in good)
+    assert sorted(sink.recipients()) == sorted(good)
+    assert sink.sessions() == 3
+
+
+def test_connection_dropped_mid_data_is_temporary_and_the_next_go_out(sink: SmtpSink) -> None:
+    sink.drop("flaky@example.com")
+    recipients = ["before@example.com", "flaky@example.com", "after1@example.com"]
+    recipients.append("after2@example.com")
+
+    async def go() -> tuple[list[Outcome], int]:
+        async with _sender(_settings(sink, connections=1)) as sender:
+            outcomes = [await sender.send(_envelope(r)) for r in recipients]
+            return outcomes, sender.connections_opened
+
+    outcomes, opened = _run(go)
+    assert [o.status for o in outcomes] == ["sent", "temporary", "sent", "sent"]
+    assert (outcomes[1].code, outcomes[1].stage) == (None, "DATA")
+    assert sink.dropped() == ["flaky@example.com"]
+    assert sink.recipients() == ["before@example.com", "after1@example.com", "after2@example.com"]
+    assert opened == 2 == sink.sessions()  # one fresh connection after the drop, not per message
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
+    with SmtpSink(idle_timeout=0.3) as sink:
+
+        async def go() -> list[Outcome]:
+            async with _sender(_settings(sink, connections=1)) as sender:
+                first = await sender.send(_envelope("a@example.com"))
+                await asyncio.sleep(0.8)  # the server hangs up on the idle connection
+                second = await sender.send(_envelope("b@example.com"))
+                return [first, second]
+
+        outcomes = _run(go)
+        assert [o.status for o in outcomes] == ["sent", "sent"]
+        assert sink.recipients() == ["a@example.com", "b@example.com"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_server_down_raises_smtp_unavailable_naming_host_and_port() -> None:
+    port = _closed_port()
+    settings = SmtpSettings(host="127.0.0.1", port=port, timeout=2.0)
+    sender = _sender(settings)
+    with pytest.raises(SmtpUnavailable, match=f"127.0.0.1:{port}"):
+        _run(sender.open)
+
+    async def use() -> None:
+        async with _sender(settings) as never:
+            await never.send(_envelope("x@example.com"))
+
+    with pytest.raises(SmtpUnavailable):
+        _run(use)
+
+
+def test_send_before_open_and_contradictory_tls_settings_are_refused(sink: SmtpSink) -> None:
+    with pytest.raises(RuntimeError, match="before open"):
+        _run(lambda: _sender(_settings(sink)).send(_envelope("x@example.com")))
+    with pytest.raises(ConfigError, match="exclusive"):
+        SmtpSender(_settings(sink, tls=True, starttls=True))
+
+
+def test_rate_limit_spaces_messages_across_the_pool(sink: SmtpSink) -> None:
+    recipients = [f"r{i}@example.com" for i in range(20)]
+
+    async def go() -> float:
+        async with _sender(_settings(sink, rate=50.0)) as sender:
+            start = time.perf_counter()
+            await _send_all(sender, recipients)
+            return time.perf_counter() - start
+
+    elapsed = _run(go)
+    assert elapsed >= 0.35  # 19 gaps of 20 ms
+    assert len(sink.messages) == 20
+
+
+def test_throttling_reply_halves_the_rate_and_pauses(sink: SmtpSink) -> None:
+    sink.refuse("first@example.com", 451, reply="451 4.3.0 Too much mail, slow down")
+    recipients = [f"r{i}@example.com" for i in range(10)]
+
+    async def go() -> tuple[Outcome, float, float, int]:
+        async with _sender(_settings(sink, rate=50.0), throttle_pause=0.3) as sender:
+            throttled = await sender.send(_envelope("first@example.com"))
+            start = time.perf_counter()
+            await _send_all(sender, recipients)
+            return throttled, time.perf_counter() - start, sender.rate, sender.pacer.throttles
+
+    throttled, elapsed, rate, throttles = _run(go)
+    assert throttled.throttled and throttled.status == "temporary"
+    assert (rate, throttles) == (25.0, 1)
+    assert elapsed >= 0.3 + 9 / 25 - 0.05  # the pause, then 40 ms apart instead of 20
+    assert len(sink.messages) == 10
+
+
+def test_421_closes_the_connection_and_pauses_an_unlimited_pool(sink: SmtpSink) -> None:
+    sink.refuse("busy@example.com", 421)
+
+    async def go() -> tuple[Outcome, Outcome, float]:
+        async with _sender(_settings(sink, connections=1), throttle_pause=0.4) as sender:
+            busy = await sender.send(_envelope("busy@example.com"))
+            start = time.perf_counter()
+            after = await sender.send(_envelope("after@example.com"))
+            return busy, after, time.perf_counter() - start
+
+    busy, after, waited = _run(go)
+    assert (busy.status, busy.code, busy.throttled) == ("temporary", 421, True)
+    assert after.status == "sent"
+    assert waited >= 0.35
+    assert sink.sessions() == 2  # the server hung up after 421: a new connection
+
+
+def test_pacer_recovers_its_rate_after_calm_periods() -> None:
+    now = [100.0]
+    pacer = Pacer(40.0, pause=1.0, recovery=60.0, clock=lambda: now[0])
+    pacer.throttled()
+    pacer.throttled()  # same episode: no second halving
+    assert pacer.rate == 20.0
+    now[0] += 2.0
+    pacer.throttled()  # a new episode soon after: halves again, longer pause
+    assert pacer.rate == 10.0
+    for expected in (20.0, 40.0, 40.0):
+        now[0] += 61.0
+        _run(pacer.wait)
+        assert pacer.rate == expected
+
+
+def test_slow_server_times_out_as_temporary_and_the_pool_goes_on(sink: SmtpSink) -> None:
+    sink.stall("slow@example.com", 2.0)
+
+    async def go() -> list[Outcome]:
+        async with _sender(_settings(sink, connections=1, timeout=0.5)) as sender:
+            return [await sender.send(_envelope(r)) for r in ("slow@example.com", "b@example.com")]
+
+    slow, after = _run(go)
+    assert (slow.status, slow.code, slow.stage) == ("temporary", None, "DATA")
+    assert after.status == "sent"
+
+
+def test_a_cancelled_send_leaves_the_pool_usable(sink: SmtpSink) -> None:
+    sink.stall("slow@example.com", 5.0)
+
+    async def go() -> Outcome:
+        async with _sender(_settings(sink, connections=1)) as sender:
+            stuck = asyncio.create_task(sender.send(_envelope("slow@example.com")))
+            await asyncio.sleep(0.3)
+            stuck.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await stuck
+            return await sender.send(_envelope("next@example.com"))
+
+    assert _run(go).status == "sent"
+    assert sink.recipients() == ["next@example.com"]
+
+
+def _certificate(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "cert.pem").write_bytes(cert_pem)
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    client = ssl.create_default_context(cadata=cert_pem.decode())
+    return server, client
+
+
+def test_starttls_and_auth(tmp_path: Path) -> None:
+    server_tls, client_tls = _certificate(tmp_path)
+    with SmtpSink(tls_context=server_tls, credentials={"digest": "s3cret"}) as sink:
+        settings = _settings(sink, starttls=True, username="digest", password="s3cret")
+
+        async def go() -> dict[str, Outcome]:
+            async with SmtpSender(settings, tls_context=client_tls, local_hostname="c") as sender:
+                return await _send_all(sender, ["a@example.com", "b@example.com"])
+
+        assert {o.status for o in _run(go).values()} == {"sent"}
+        assert [(m.login, m.tls) for m in sink.messages] == [("digest", True)] * 2
+
+        wrong = settings.model_copy(update={"password": "guess"})
+        with pytest.raises(SmtpUnavailable, match="refused the login of 'digest'"):
+            _run(SmtpSender(wrong, tls_context=client_tls, local_hostname="c").open)
+
+
+def test_sink_also_runs_inside_the_callers_event_loop() -> None:
+    async def go() -> tuple[Outcome, list[str]]:
+        async with SmtpSink() as sink:
+            sink.refuse("gone@example.com", 550)
+            async with _sender(_settings(sink, connections=2)) as sender:
+                sent = await sender.send(_envelope("a@example.com"))
+                gone = await sender.send(_envelope("gone@example.com"))
+            assert gone.status == "permanent"
+            return sent, sink.recipients()
+
+    sent, recipients = _run(go)
+    assert sent.status == "sent" and recipients == ["a@example.com"]
+
+
+def _digest_message(recipient: str, message_id: str | None) -> bytes:
+    template = MessageTemplate(
+        SenderSettings(), list_name="Daily Digest", list_slug="daily", subject="نشرتك اليومية"
+    )
+    return template.build(
+        to_address=recipient,
+        to_name="قارئ",
+        html="<p>مرحبا</p>",
+        text="مرحبا",
+        unsubscribe_url="https://news.example.org/u/T",
+        message_id=message_id,
+    )
+
+
+def test_file_sender_writes_parseable_eml_files(tmp_path: Path) -> None:
+    directory = tmp_path / "out" / "edition-1"
+    sender: Sender = FileSender(directory)
+    envelopes = [
+        Envelope(RETURN_PATH, "a@example.com", _digest_message("a@example.com", "<m1@x.org>")),
+        Envelope(RETURN_PATH, "b@example.com", b"Message-ID: <../../evil>\r\n\r\nbody\r\n"),
+        Envelope(RETURN_PATH, "c@example.com", b"Subject: no id\r\n\r\nbody\r\n"),
+    ]
+
+    async def go() -> list[Outcome]:
+        async with sender:
+            return [await sender.send(envelope) for envelope in envelopes]
+
+    outcomes = _run(go)
+    assert [o.status for o in outcomes] == ["sent"] * 3
+    names = sorted(path.name for path in directory.iterdir())
+    assert names == ["evil.eml", "m1_x.org.eml", "message-000001.eml"]
+    parsed = email.message_from_bytes(
+        (directory / "m1_x.org.eml").read_bytes(), policy=email.policy.default
+    )
+    assert parsed["Subject"] == "نشرتك اليومية"
+    assert parsed["To"].addresses[0].addr_spec == "a@example.com"
+    assert (directory / "m1_x.org.eml").read_bytes() == envelopes[0].data
+
+
+def test_outcome_classification() -> None:
+    assert Outcome.from_reply(250, "2.0.0 OK").status == "sent"
+    assert Outcome.from_reply(451, "4.7.1 greylisted").status == "temporary"
+    assert Outcome.from_reply(552, "5.2.2 full").status == "permanent"
+    assert Outcome.from_reply(354, "odd").status == "temporary"
+    for code, text in [(421, "4.7.0 bye"), (451, "4.3.0 slow"), (450, "4.2.1 later")]:
+        assert Outcome.from_reply(code, text).throttled
+    assert Outcome.from_reply(421, "4.7.28 rate limited").throttled
+    assert not Outcome.from_reply(451, "4.7.1 greylisted").throttled
+    assert Outcome.from_reply(550, "5.1.1 no such user", "DATA").hard_bounce
+    assert Outcome.from_reply(550, "no such user", "RCPT").hard_bounce
+    assert not Outcome.from_reply(553, "sender refused", "MAIL").hard_bounce
+    assert not Outcome.from_reply(550, "5.7.26 unauthenticated", "DATA").hard_bounce
+    assert not Outcome.from_reply(552, "5.2.2 mailbox full", "RCPT").hard_bounce
+
+
+def test_retry_delay_grows_with_full_jitter_inside_its_bounds() -> None:
+    rng = random.Random(7)
+    base, cap = dt.timedelta(seconds=60), dt.timedelta(minutes=30)
+    for attempt in range(1, 12):
+        ceiling = min(cap, base * 2 ** (attempt - 1))
+        draws = [retry_delay(attempt, base=base, cap=cap, rng=rng) for _ in range(200)]
+        assert all(dt.timedelta(0) <= draw <= ceiling for draw in draws)
+        assert max(draws) > 0.8 * ceiling and len(set(draws)) == len(draws)  # jittered
+    means = [
+        sum((retry_delay(a, rng=rng) for _ in range(400)), dt.timedelta()) / 400 for a in (1, 3, 5)
+    ]
+    assert means[0] < means[1] < means[2]
+    assert retry_delay(10_000, rng=rng) <= cap
+
+
+def test_retry_policy_stops_at_the_deadline() -> None:
+    policy = RetryPolicy.from_settings(load_settings(ROOT / "settings.toml").smtp)
+    assert (policy.base, policy.deadline) == (dt.timedelta(seconds=60), dt.timedelta(hours=6))
+    first = dt.datetime(2025, 5, 1, 4, 0, tzinfo=dt.UTC)
+    rng = random.Random(1)
+    soon = policy.next_attempt(first_attempt=first, attempts=1, now=first, rng=rng)
+    assert soon is not None and first <= soon <= first + dt.timedelta(seconds=60)
+    late = first + dt.timedelta(hours=5, minutes=59)
+    last = policy.next_attempt(first_attempt=first, attempts=9, now=late, rng=rng)
+    assert last is not None and last <= first + policy.deadline
+    after = first + dt.timedelta(hours=6)
+    assert policy.next_attempt(first_attempt=first, attempts=10, now=after, rng=rng) is None

@@ -1,0 +1,1 @@
+"""Shared test helpers: worlds of data, servers on loopback, samples."""
