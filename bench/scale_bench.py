@@ -194,7 +194,7 @@ def run_plan(url: str) -> int:
     """(p) what `digest send` does when workers send: `Dispatcher.run`, plan-only."""
     from digest.db.engine import make_engine
     from digest.send.dispatcher import Dispatcher, DispatchOptions
-    from digest.send.outcome import FileSender
+    from digest.send.files import FileSender
 
     settings = _settings(url, **{"workers.enabled": "true"})
     engine = make_engine(url)
@@ -232,7 +232,7 @@ def run_naive_plan(url: str, sample: int) -> int:
 
     from digest.db.engine import make_engine
     from digest.db.models import Delivery, Edition, EditionStatus
-    from digest.selection.due import local_due_date
+    from digest.selection.window import local_due_date
     from subscribers.models import Subscriber, Subscription
 
     engine = make_engine(url)

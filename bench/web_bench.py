@@ -38,7 +38,7 @@ from digest.db.engine import make_engine, upgrade  # noqa: E402
 from digest.db.models import Delivery, Edition, Event  # noqa: E402
 from digest.tracking.tokens import Purpose, Signer  # noqa: E402
 from subscribers.lists import create_list  # noqa: E402
-from subscribers.people import subscribe  # noqa: E402
+from subscribers.people import Consent, Person, subscribe  # noqa: E402
 
 AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Thunderbird/115.9.0"
 BARE = """
@@ -70,7 +70,7 @@ def prepare(directory: Path) -> tuple[str, str]:
         topic = add_topic(session, slug="politics", name="سياسة")
         daily = create_list(session, slug="daily", name="النشرة", topic_ids=[topic.id or 0])
         subscription = subscribe(
-            session, email="reader@example.org", mailing_list=daily, timezone="UTC", confirmed=True
+            session, Person("reader@example.org", "UTC"), daily, consent=Consent(confirmed=True)
         )
         edition = Edition(list_id=daily.id or 0, local_date=date.today(), status="sent")
         session.add(edition)

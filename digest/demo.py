@@ -34,7 +34,7 @@ from digest.samples import feed_path, sample_topics
 from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport
 from digest.send.smtp import SmtpSender
 from subscribers.lists import create_list, get_list
-from subscribers.people import subscribe
+from subscribers.people import Consent, Person, subscribe
 
 FIRST_NAMES = (
     "ريم", "عمر", "سارة", "خالد", "نورة", "يوسف", "هدى", "فيصل", "لينا", "طارق", "مها",
@@ -175,16 +175,14 @@ def _populate(engine: Any, settings: Settings, now: datetime, people: int) -> in
             else:
                 hour = rng.randint(0, local_hour)
             chosen = rng.sample(ids, rng.randint(1, 3))
-            subscribe(
-                session,
-                email=f"reader{number + 1:02d}@example.org",
-                mailing_list=daily,
+            reader = Person(
+                f"reader{number + 1:02d}@example.org",
+                zone,
                 name=first,
-                topic_ids=chosen,
-                timezone=zone,
-                hour=hour,
                 locale="en" if english else "ar",
-                confirmed=True,
+            )
+            subscribe(
+                session, reader, daily, topic_ids=chosen, hour=hour, consent=Consent(confirmed=True)
             )
     return not_due
 

@@ -22,7 +22,14 @@ from subscribers.models import (
     SubscriptionStatus,
     SubscriptionTopic,
 )
-from subscribers.people import Consent, Suppressed, is_suppressed, subscribe, unsubscribe
+from subscribers.people import (
+    Consent,
+    Person,
+    Suppressed,
+    is_suppressed,
+    subscribe,
+    unsubscribe,
+)
 from subscribers.validate import normalize_email
 
 
@@ -121,14 +128,7 @@ class Request:
 
 
 def request_subscription(
-    session: Session,
-    *,
-    email: str,
-    mailing_list: MailingList,
-    name: str = "",
-    locale: str = "ar",
-    timezone: str,
-    consent: Consent,
+    session: Session, person: Person, mailing_list: MailingList, *, consent: Consent
 ) -> Request:
     """A public form asks to subscribe `email`: an unconfirmed subscription and a link to mail.
 
@@ -138,7 +138,7 @@ def request_subscription(
     """
     if not mailing_list.double_opt_in:
         raise InvalidInput(f"list {mailing_list.slug!r} does not take public subscriptions")
-    normalized = normalize_email(email)
+    normalized = normalize_email(person.email)
     if is_suppressed(session, normalized):
         raise Suppressed(f"{normalized} is suppressed")
     subscriber = session.exec(select(Subscriber).where(Subscriber.email == normalized)).first()
@@ -154,26 +154,17 @@ def request_subscription(
         if existing is not None and existing.status == SubscriptionStatus.UNCONFIRMED:
             return Request(existing, send_confirmation=True)
         topic_ids = _chosen(session, existing)
+        known = Person(normalized, subscriber.timezone, locale=subscriber.locale)
         subscription = subscribe(
             session,
-            email=normalized,
-            mailing_list=mailing_list,
+            known,
+            mailing_list,
             topic_ids=topic_ids,
-            timezone=subscriber.timezone,
-            locale=subscriber.locale,
             hour=existing.send_hour if existing is not None else None,
             consent=consent,
         )
         return Request(subscription, send_confirmation=True)
-    subscription = subscribe(
-        session,
-        email=normalized,
-        mailing_list=mailing_list,
-        name=name,
-        timezone=timezone,
-        locale=locale,
-        consent=consent,
-    )
+    subscription = subscribe(session, person, mailing_list, consent=consent)
     return Request(subscription, send_confirmation=True)
 
 

@@ -8,9 +8,9 @@ from typing import TextIO
 
 from sqlalchemy import Engine, select
 
-from digest.db.tables import SUBSCRIBER, SUBSCRIPTION, SUBSCRIPTION_TOPIC
 from subscribers.imports import COLUMNS
 from subscribers.models import TOPIC, MailingList, SubscriptionStatus
+from subscribers.tables import SUBSCRIBER, SUBSCRIPTION, SUBSCRIPTION_TOPIC
 
 DEFAULT_STATUSES = (SubscriptionStatus.ACTIVE,)
 

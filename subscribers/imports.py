@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Engine, select
 
 from digest.clock import utcnow
 from digest.db.bulk import DriverSql
-from digest.db.tables import LIST_TOPIC, SUBSCRIBER
 from digest.errors import DigestError, InvalidInput
 from subscribers.models import (
     MailingList,
     SubscriptionStatus,
 )
+from subscribers.tables import LIST_TOPIC, SUBSCRIBER
 from subscribers.validate import check_locale, check_timezone, normalize_email, parse_hour
 
 COLUMNS = ("email", "name", "topics", "timezone", "hour", "locale")
@@ -251,105 +251,147 @@ def _flush(
     engine: Engine, rows: list[Row], list_id: int, options: ImportOptions, report: ImportReport
 ) -> None:
     with engine.begin() as connection:
-        _write_batch(connection, rows, list_id, options, report)
+        _BatchWriter(DriverSql(connection), list_id, options, report).write(rows)
         if options.dry_run:
             connection.rollback()
 
 
-def _write_batch(
-    connection: Connection,
-    rows: list[Row],
-    list_id: int,
-    options: ImportOptions,
-    report: ImportReport,
-) -> None:
-    sql = DriverSql(connection)
-    emails = [r.email for r in rows]
-    suppressed = sql.pairs("SELECT email, 1 FROM suppression WHERE email IN ({in})", emails)
-    known = sql.pairs("SELECT email, id FROM subscriber WHERE email IN ({in})", emails)
-    existing: dict[int, tuple[int, str]] = {}
-    if known:
-        text = (
-            "SELECT subscriber_id, id, status FROM subscription "
-            f"WHERE list_id = {sql.mark} AND subscriber_id IN ({sql.marks(len(known))})"
+@dataclass(frozen=True)
+class _Known:
+    """What the database already holds for the addresses of one batch."""
+
+    suppressed: Mapping[str, int]  # email -> 1
+    subscriber_ids: Mapping[str, int]  # email -> subscriber id
+    subscriptions: Mapping[int, tuple[int, str]]  # subscriber id -> (subscription id, status)
+
+
+@dataclass(frozen=True)
+class _BatchWriter:
+    """Writes one batch of rows for one list, in the caller's transaction."""
+
+    sql: DriverSql
+    list_id: int
+    options: ImportOptions
+    report: ImportReport
+
+    def write(self, rows: list[Row]) -> None:
+        known = self._known(rows)
+        keep = self._screen(rows, known)
+        if not keep:
+            return
+        now = self.sql.stamp(SUBSCRIBER.c.created_at, utcnow())
+        ids = self._upsert_subscribers(keep, known, now)
+        subscription_ids = self._upsert_subscriptions(keep, ids, known, now)
+        self.sql.many(
+            "INSERT INTO subscription_topic (subscription_id, topic_id, position) VALUES (?, ?, ?)",
+            [
+                (subscription_ids[row.email], topic_id, position)
+                for row in keep
+                for position, topic_id in enumerate(row.topic_ids)
+            ],
         )
-        for subscriber_id, sid, status in connection.exec_driver_sql(
-            text, (list_id, *known.values())
-        ):
-            existing[subscriber_id] = (sid, status)
-    keep: list[Row] = []
-    for row in rows:
-        if row.email in suppressed:
-            report.suppressed += 1
-            report.rejects.append(
-                Reject(row.line, row.email, "suppressed: this address must not be mailed", {})
+
+    def _known(self, rows: list[Row]) -> _Known:
+        sql = self.sql
+        emails = [r.email for r in rows]
+        suppressed = sql.pairs("SELECT email, 1 FROM suppression WHERE email IN ({in})", emails)
+        ids = sql.pairs("SELECT email, id FROM subscriber WHERE email IN ({in})", emails)
+        subscriptions: dict[int, tuple[int, str]] = {}
+        if ids:
+            text = (
+                "SELECT subscriber_id, id, status FROM subscription "
+                f"WHERE list_id = {sql.mark} AND subscriber_id IN ({sql.marks(len(ids))})"
             )
-        elif existing.get(known.get(row.email, -1), (0, ""))[1] == SubscriptionStatus.UNSUBSCRIBED:
-            report.withdrawn += 1
-            report.rejects.append(
-                Reject(row.line, row.email, "withdrawn: unsubscribed from this list earlier", {})
-            )
-        else:
-            keep.append(row)
-    if not keep:
-        return
-    now = sql.stamp(SUBSCRIBER.c.created_at, utcnow())
-    sql.many(
-        "INSERT INTO subscriber (email, name, locale, timezone, created_at) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (email) DO UPDATE SET "
-        # An empty name in the file keeps the name already known.
-        "name = COALESCE(NULLIF(excluded.name, ''), subscriber.name), "
-        "locale = excluded.locale, timezone = excluded.timezone",
-        [(r.email, r.name, r.locale, r.timezone, now) for r in keep],
-    )
-    fresh = [r.email for r in keep if r.email not in known]
-    ids = {**known, **sql.pairs("SELECT email, id FROM subscriber WHERE email IN ({in})", fresh)}
-    new_rows = [r for r in keep if ids[r.email] not in existing]
-    old_rows = [r for r in keep if ids[r.email] in existing]
-    report.created += len(new_rows)
-    report.updated += len(old_rows)
-    sql.many(
-        "INSERT INTO subscription (subscriber_id, list_id, status, send_hour, requested_at, "
-        "confirmed_at, source, consent_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                ids[r.email],
-                list_id,
-                SubscriptionStatus.ACTIVE.value,
-                r.hour,
-                now,
-                now,
-                options.source,
-                options.consent_version,
-            )
-            for r in new_rows
-        ],
-    )
-    old_sids = [existing[ids[r.email]][0] for r in old_rows]
-    sql.many(
-        "UPDATE subscription SET send_hour = ? WHERE id = ?",
-        [(r.hour, sid) for r, sid in zip(old_rows, old_sids, strict=True)],
-    )
-    if old_sids:
-        connection.exec_driver_sql(
-            f"DELETE FROM subscription_topic WHERE subscription_id IN ({sql.marks(len(old_sids))})",
-            tuple(old_sids),
+            for subscriber_id, sid, status in sql.connection.exec_driver_sql(
+                text, (self.list_id, *ids.values())
+            ):
+                subscriptions[subscriber_id] = (sid, status)
+        return _Known(suppressed, ids, subscriptions)
+
+    def _screen(self, rows: list[Row], known: _Known) -> list[Row]:
+        """The rows that may be written; suppressed and withdrawn addresses are reported."""
+        report = self.report
+        keep: list[Row] = []
+        for row in rows:
+            subscription = known.subscriptions.get(known.subscriber_ids.get(row.email, -1))
+            if row.email in known.suppressed:
+                report.suppressed += 1
+                report.rejects.append(
+                    Reject(row.line, row.email, "suppressed: this address must not be mailed", {})
+                )
+            elif subscription is not None and subscription[1] == SubscriptionStatus.UNSUBSCRIBED:
+                report.withdrawn += 1
+                report.rejects.append(
+                    Reject(
+                        row.line, row.email, "withdrawn: unsubscribed from this list earlier", {}
+                    )
+                )
+            else:
+                keep.append(row)
+        return keep
+
+    def _upsert_subscribers(self, keep: list[Row], known: _Known, now: Any) -> dict[str, int]:
+        """Insert or update the subscribers; their ids by email."""
+        sql = self.sql
+        sql.many(
+            "INSERT INTO subscriber (email, name, locale, timezone, created_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET "
+            # An empty name in the file keeps the name already known.
+            "name = COALESCE(NULLIF(excluded.name, ''), subscriber.name), "
+            "locale = excluded.locale, timezone = excluded.timezone",
+            [(r.email, r.name, r.locale, r.timezone, now) for r in keep],
         )
-    new_sids = sql.pairs(
-        "SELECT subscriber_id, id FROM subscription WHERE list_id = ? AND subscriber_id IN ({in})",
-        [ids[r.email] for r in new_rows],
-        list_id,
-    )
-    sids = {r.email: new_sids[ids[r.email]] for r in new_rows}
-    sids.update({r.email: sid for r, sid in zip(old_rows, old_sids, strict=True)})
-    sql.many(
-        "INSERT INTO subscription_topic (subscription_id, topic_id, position) VALUES (?, ?, ?)",
-        [
-            (sids[row.email], topic_id, position)
-            for row in keep
-            for position, topic_id in enumerate(row.topic_ids)
-        ],
-    )
+        fresh = [r.email for r in keep if r.email not in known.subscriber_ids]
+        added = sql.pairs("SELECT email, id FROM subscriber WHERE email IN ({in})", fresh)
+        return {**known.subscriber_ids, **added}
+
+    def _upsert_subscriptions(
+        self, keep: list[Row], ids: Mapping[str, int], known: _Known, now: Any
+    ) -> dict[str, int]:
+        """New subscriptions inserted, known ones given the new hour and no topics; the
+        subscription ids by email."""
+        sql, existing = self.sql, known.subscriptions
+        new_rows = [r for r in keep if ids[r.email] not in existing]
+        old_rows = [r for r in keep if ids[r.email] in existing]
+        self.report.created += len(new_rows)
+        self.report.updated += len(old_rows)
+        sql.many(
+            "INSERT INTO subscription (subscriber_id, list_id, status, send_hour, requested_at, "
+            "confirmed_at, source, consent_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    ids[r.email],
+                    self.list_id,
+                    SubscriptionStatus.ACTIVE.value,
+                    r.hour,
+                    now,
+                    now,
+                    self.options.source,
+                    self.options.consent_version,
+                )
+                for r in new_rows
+            ],
+        )
+        old_sids = [existing[ids[r.email]][0] for r in old_rows]
+        sql.many(
+            "UPDATE subscription SET send_hour = ? WHERE id = ?",
+            [(r.hour, sid) for r, sid in zip(old_rows, old_sids, strict=True)],
+        )
+        if old_sids:
+            sql.connection.exec_driver_sql(
+                "DELETE FROM subscription_topic "
+                f"WHERE subscription_id IN ({sql.marks(len(old_sids))})",
+                tuple(old_sids),
+            )
+        new_sids = sql.pairs(
+            "SELECT subscriber_id, id FROM subscription "
+            "WHERE list_id = ? AND subscriber_id IN ({in})",
+            [ids[r.email] for r in new_rows],
+            self.list_id,
+        )
+        sids = {r.email: new_sids[ids[r.email]] for r in new_rows}
+        sids.update({r.email: sid for r, sid in zip(old_rows, old_sids, strict=True)})
+        return sids
 
 
 def write_rejects(path: Path, rejects: list[Reject]) -> None:

@@ -31,6 +31,16 @@ class Suppressed(InvalidInput):
 
 
 @dataclass(frozen=True)
+class Person:
+    """Who subscribes and how they read (stored on the subscriber)."""
+
+    email: str
+    timezone: str
+    name: str = ""  # empty: keep the name already known
+    locale: str = "ar"
+
+
+@dataclass(frozen=True)
 class Consent:
     """Where a subscription request came from (stored on the subscription)."""
 
@@ -38,6 +48,8 @@ class Consent:
     ip: str | None = None
     user_agent: str | None = None
     version: str = "1"
+    # Already confirmed (an editor adding someone who agreed elsewhere): no double opt-in.
+    confirmed: bool = False
 
 
 def find_subscriber(session: Session, email: str) -> Subscriber:
@@ -70,59 +82,39 @@ def check_topics_offered(
 
 def subscribe(
     session: Session,
-    *,
-    email: str,
+    person: Person,
     mailing_list: MailingList,
-    name: str = "",
+    *,
     topic_ids: Sequence[int] = (),
-    timezone: str,
-    locale: str = "ar",
     hour: int | None = None,
-    confirmed: bool = False,
     consent: Consent = Consent(),
 ) -> Subscription:
     """Add (or update) a person on a list.
 
-    The subscription is active when `confirmed` or when the list has no double opt-in;
-    otherwise it waits unconfirmed for the confirmation link. A withdrawn subscription is
-    re-opened only through this explicit call (imports never re-open one).
+    The subscription is active when the consent is `confirmed` or when the list has no double
+    opt-in; otherwise it waits unconfirmed for the confirmation link. A withdrawn subscription
+    is re-opened only through this explicit call (imports never re-open one).
     """
-    normalized = normalize_email(email)
-    check_timezone(timezone)
-    check_locale(locale)
+    normalized = normalize_email(person.email)
+    check_timezone(person.timezone)
+    check_locale(person.locale)
     if hour is not None:
         check_hour(hour)
     if is_suppressed(session, normalized):
         raise Suppressed(f"{normalized} is suppressed (bounced, complained or blocked)")
-    now = utcnow()
-    subscriber = session.exec(select(Subscriber).where(Subscriber.email == normalized)).first()
-    if subscriber is None:
-        subscriber = Subscriber(email=normalized)
-    subscriber.name = name.strip() or subscriber.name
-    subscriber.timezone = timezone
-    subscriber.locale = locale
-    session.add(subscriber)
-    session.flush()
+    subscriber = _save_subscriber(session, normalized, person)
     subscription = session.exec(
         select(Subscription).where(
             Subscription.subscriber_id == subscriber.id, Subscription.list_id == mailing_list.id
         )
     ).first()
-    active = confirmed or not mailing_list.double_opt_in
+    active = consent.confirmed or not mailing_list.double_opt_in
+    now = utcnow()
     if subscription is None or subscription.status == SubscriptionStatus.UNSUBSCRIBED:
         subscription = subscription or Subscription(
             subscriber_id=subscriber.id or 0, list_id=mailing_list.id or 0
         )
-        subscription.status = (
-            SubscriptionStatus.ACTIVE if active else SubscriptionStatus.UNCONFIRMED
-        )
-        subscription.requested_at = now
-        subscription.confirmed_at = now if active else None
-        subscription.withdrawn_at = None
-        subscription.source = consent.source
-        subscription.ip = consent.ip
-        subscription.user_agent = consent.user_agent
-        subscription.consent_version = consent.version
+        _open(subscription, consent, active=active, now=now)
     elif active and subscription.status == SubscriptionStatus.UNCONFIRMED:
         subscription.status = SubscriptionStatus.ACTIVE
         subscription.confirmed_at = now
@@ -131,6 +123,30 @@ def subscribe(
     session.flush()
     set_topics(session, subscription.id or 0, topic_ids)
     return subscription
+
+
+def _save_subscriber(session: Session, email: str, person: Person) -> Subscriber:
+    subscriber = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+    if subscriber is None:
+        subscriber = Subscriber(email=email)
+    subscriber.name = person.name.strip() or subscriber.name
+    subscriber.timezone = person.timezone
+    subscriber.locale = person.locale
+    session.add(subscriber)
+    session.flush()
+    return subscriber
+
+
+def _open(subscription: Subscription, consent: Consent, *, active: bool, now: datetime) -> None:
+    """A new (or withdrawn) subscription starts again, with this request's consent record."""
+    subscription.status = SubscriptionStatus.ACTIVE if active else SubscriptionStatus.UNCONFIRMED
+    subscription.requested_at = now
+    subscription.confirmed_at = now if active else None
+    subscription.withdrawn_at = None
+    subscription.source = consent.source
+    subscription.ip = consent.ip
+    subscription.user_agent = consent.user_agent
+    subscription.consent_version = consent.version
 
 
 def set_topics(session: Session, subscription_id: int, topic_ids: Sequence[int]) -> None:

@@ -78,17 +78,26 @@ def load_preferences(session: Session, subscriber_id: int, list_id: int) -> Pref
     )
 
 
+@dataclass(frozen=True)
+class Choices:
+    """What a reader chose on the preferences page."""
+
+    topic_ids: Sequence[int]
+    hour: int | None
+    timezone: str
+    locale: str
+
+
 def save_preferences(
-    session: Session,
-    *,
-    subscriber_id: int,
-    list_id: int,
-    topic_ids: Sequence[int],
-    hour: int | None,
-    timezone: str,
-    locale: str,
+    session: Session, *, subscriber_id: int, list_id: int, choices: Choices
 ) -> Preferences:
     """Store new choices; a PreferenceError (nothing stored) names the first bad one."""
+    topic_ids, hour, timezone, locale = (
+        choices.topic_ids,
+        choices.hour,
+        choices.timezone,
+        choices.locale,
+    )
     found = membership(session, subscriber_id, list_id)
     offered = [t.id for t in _offered(session, found.mailing_list)]
     if not topic_ids:

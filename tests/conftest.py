@@ -5,49 +5,36 @@ test runs on PostgreSQL instead: one throwaway server per session (tests/helpers
 once into `digest_template`, and a fresh `CREATE DATABASE t_N TEMPLATE ...` per test (an
 empty one for tests that ask for `db_url` without `engine`: they test unmigrated databases).
 Tests marked `sqlite_only` test SQLite itself (pragmas, lock files) and are skipped there.
+Helper code lives in tests/helpers/; this file holds only fixtures and pytest hooks.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
-from typer.testing import CliRunner, Result
 
-from digest.cli import app
 from digest.config import Settings, load_settings
 from digest.db.engine import make_engine, upgrade
 from tests.helpers import pg
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, chromium_missing
+from tests.helpers.ci import missing
+from tests.helpers.databases import ON_POSTGRES, TEMPLATE, admin
+from tests.helpers.paths import ARTIFACTS, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-# Screenshots of the browser tests, for a person to look at.
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's; never a downloaded browser
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-# Read once at import: the autouse _clean_env removes every DIGEST_* variable per test.
-TEST_DATABASE = os.environ.get("DIGEST_TEST_DATABASE", "sqlite").strip().lower() or "sqlite"
-ON_POSTGRES = TEST_DATABASE in {"postgresql", "postgres", "pg"}
-if TEST_DATABASE not in {"sqlite", "postgresql", "postgres", "pg"}:
-    raise RuntimeError(f"DIGEST_TEST_DATABASE={TEST_DATABASE!r}: use sqlite or postgresql")
-TEMPLATE = "digest_template"
+if TYPE_CHECKING:
+    from tests.helpers.cli import Cli
+
 # Fixtures that need the migrated schema: a test asking for any of them gets a copy of the
 # migrated template, others an empty database.
 _MIGRATED = {"engine", "session", "cli"}
+_numbers = itertools.count(1)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,13 +52,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def missing(reason: str) -> None:
-    """PostgreSQL cannot run here: skip on a developer machine, fail in CI (CI=true)."""
-    if IN_CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[pg.Server]:
     """One throwaway PostgreSQL server for the whole session."""
@@ -82,24 +62,14 @@ def pg_server() -> Iterator[pg.Server]:
         missing(str(exc))
 
 
-def _admin(server: pg.Server, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(server.dsn(), autocommit=True) as connection:
-        connection.execute(statement)  # type: ignore[arg-type]
-
-
 @pytest.fixture(scope="session")
 def pg_template(pg_server: pg.Server) -> str:
     """`digest_template`: migrated once per session, copied by each test."""
-    _admin(pg_server, f"CREATE DATABASE {TEMPLATE}")
+    admin(pg_server, f"CREATE DATABASE {TEMPLATE}")
     engine = make_engine(pg_server.url(TEMPLATE))
     upgrade(engine)
     engine.dispose()  # CREATE DATABASE ... TEMPLATE needs the template without sessions
     return TEMPLATE
-
-
-_numbers = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
@@ -119,9 +89,9 @@ def db_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     migrated = bool(_MIGRATED & set(request.fixturenames))
     template = request.getfixturevalue("pg_template") if migrated else "template0"
     name = f"t_{os.getpid()}_{next(_numbers)}"
-    _admin(server, f"CREATE DATABASE {name} TEMPLATE {template}")
+    admin(server, f"CREATE DATABASE {name} TEMPLATE {template}")
     yield server.url(name)
-    _admin(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -143,34 +113,11 @@ def session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-class Cli:
-    """Runs `digest` in-process against the test database."""
-
-    def __init__(self, db_url: str) -> None:
-        self.db_url = db_url
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, input: str | None = None) -> Result:
-        return self.runner.invoke(
-            app,
-            [
-                "--config",
-                str(ROOT / "settings.toml"),
-                "--set",
-                f"database.url={self.db_url}",
-                *args,
-            ],
-            input=input,
-        )
-
-    def ok(self, *args: str, input: str | None = None) -> Result:
-        result = self(*args, input=input)
-        assert result.exit_code == 0, (result.output, result.exception)
-        return result
-
-
 @pytest.fixture
 def cli(db_url: str, engine: Engine) -> Cli:
+    # Imported here: the whole command line loads only for the tests that run it.
+    from tests.helpers.cli import Cli
+
     return Cli(db_url)
 
 
@@ -179,11 +126,9 @@ def browser() -> Iterator[Any]:
     """Debian's chromium driven by playwright, one per test module (playwright's sync API
     keeps an event loop of its own while it runs); missing: a failure in CI, a skip
     elsewhere."""
-    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    reason = chromium_missing()
+    if reason is not None:
+        missing(reason)
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

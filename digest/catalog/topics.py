@@ -1,12 +1,16 @@
-"""Topics: create, find and list the subjects that subscribers choose."""
+"""Topics: create, find and list the subjects that subscribers choose; read them as views."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import Connection
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
+from digest.catalog.views import TopicView
 from digest.db.models import Topic
+from digest.db.tables import TOPIC
 from digest.errors import AlreadyExists, InvalidInput, NotFound
 from subscribers.validate import check_slug
 
@@ -44,6 +48,12 @@ def all_topics(session: Session) -> list[Topic]:
 def topic_ids(session: Session) -> dict[str, int]:
     """slug -> id for every topic."""
     return {t.slug: t.id for t in all_topics(session) if t.id is not None}
+
+
+def topic_views(connection: Connection) -> dict[int, TopicView]:
+    """Every topic as a digest shows it: id -> view (selection, sending and preview alike)."""
+    rows = connection.execute(sa_select(TOPIC.c.id, TOPIC.c.slug, TOPIC.c.name, TOPIC.c.name_en))
+    return {tid: TopicView(slug, name, name_en) for tid, slug, name, name_en in rows}
 
 
 def get_topics(session: Session, slugs: Sequence[str]) -> list[Topic]:

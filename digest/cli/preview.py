@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +32,9 @@ def run(
         Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
     ] = None,
     text: Annotated[bool, typer.Option("--text", help="The plain-text part, not HTML.")] = False,
+    now: Annotated[
+        str | None, typer.Option("--now", hidden=True, help="Pretend it is this moment (tests).")
+    ] = None,
 ) -> None:
     """Render a digest exactly as sent, with tracking off (no pixel, direct links).
 
@@ -44,6 +47,7 @@ def run(
         message = preview.preview(
             session, context.settings, renderer, list_slug=list_slug, email=subscriber,
             topic_slugs=slugs, day=_parse_day(day) if day else None,
+            now=_parse_now(now) if now else None,
         )  # fmt: skip
     body = message.text if text else message.html
     if output is None:
@@ -61,3 +65,15 @@ def _parse_day(text: str) -> date:
         return date.fromisoformat(text.strip())
     except ValueError:
         raise InvalidInput(f"--date {text!r} is not a date like 2026-11-28") from None
+
+
+def _parse_now(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(
+            f"--now {text!r} is not an ISO time like 2026-11-29T04:00+00:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"--now {text!r} needs a UTC offset, e.g. 2026-11-29T04:00+00:00")
+    return moment

@@ -13,10 +13,11 @@ from digest.cli.context import AppContext, app_context, print_json, print_table,
 from digest.clock import utcnow
 from digest.db.engine import session_scope
 from digest.errors import InvalidInput
-from digest.schedule.jobs import send_list
 from digest.send.dispatcher import DispatchOptions, DispatchReport
-from digest.send.outcome import FileSender, Sender
+from digest.send.files import FileSender
+from digest.send.outcome import Sender
 from digest.send.proof import send_test
+from digest.send.run import RunHooks, RunOptions, send_list
 from digest.send.smtp import SmtpSender
 from subscribers.lists import get_list
 from subscribers.models import MailingList
@@ -87,10 +88,13 @@ def run(
     context = app_context(ctx)
     with session_scope(context.engine) as session:
         mailing_list = get_list(session, list_slug)
-    options = DispatchOptions.from_settings(context.settings)
-    report = asyncio.run(
-        _dispatch(context, mailing_list, options, _parse_now(now), _parse_date(day), limit, to_dir)
+    options = RunOptions(
+        DispatchOptions.from_settings(context.settings),
+        now=_parse_now(now),
+        day=_parse_date(day),
+        limit=limit,
     )
+    report = asyncio.run(_dispatch(context, mailing_list, options, make_sender(context, to_dir)))
     if as_json:
         print_json(report.as_dict())
         return
@@ -103,28 +107,16 @@ def run(
 
 
 async def _dispatch(
-    context: AppContext,
-    mailing_list: MailingList,
-    options: DispatchOptions,
-    now: datetime,
-    day: date | None,
-    limit: int | None,
-    to_dir: Path | None,
+    context: AppContext, mailing_list: MailingList, options: RunOptions, sender: Sender
 ) -> DispatchReport:
     with progress_bar(context.console, "sending") as progress:
         task = progress.add_task("send", total=None)
-        return await send_list(
-            context.engine,
-            mailing_list,
-            make_sender(context, to_dir),
-            options,
-            now=now,
-            day=day,
-            limit=limit,
-            progress=lambda done, total: progress.update(
-                task, completed=done, total=max(total, done)
-            ),
-        )
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=max(total, done))
+
+        hooks = RunHooks(progress=advance)
+        return await send_list(context.engine, mailing_list, sender, options, hooks)
 
 
 def test(

@@ -55,16 +55,16 @@ def add(
         chosen = topics.get_topics(session, topic or [])
         ids = [t.id for t in chosen if t.id is not None]
         people.check_topics_offered(session, mailing_list, ids, [t.slug for t in chosen])
+        person = people.Person(
+            email, timezone or defaults.timezone, name=name, locale=locale or defaults.locale
+        )
         subscription = people.subscribe(
             session,
-            email=email,
-            mailing_list=mailing_list,
-            name=name,
+            person,
+            mailing_list,
             topic_ids=ids,
-            timezone=timezone or defaults.timezone,
-            locale=locale or defaults.locale,
             hour=hour,
-            confirmed=confirmed,
+            consent=people.Consent(confirmed=confirmed),
         )
     typer.echo(f"{email} on {list_slug}: {subscription.status}")
     if subscription.status == SubscriptionStatus.UNCONFIRMED:  # double opt-in: mail the link

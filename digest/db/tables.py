@@ -1,19 +1,11 @@
-"""Core handles of every table, in one place: a stage reaches a table here, never through
-another stage's module."""
+"""Core handles of the engine's tables, in one place: a stage reaches a table here, never
+through another stage's module (the audience's tables: `subscribers.tables`)."""
 
 from __future__ import annotations
 
 from sqlalchemy import Table
 
 from digest.db.models import Article, ArticleTopic, Delivery, Edition, Event, Link, Topic
-from subscribers.models import (
-    ListTopic,
-    MailingList,
-    Subscriber,
-    Subscription,
-    SubscriptionTopic,
-    Suppression,
-)
 
 
 def _table(model: type) -> Table:
@@ -28,9 +20,3 @@ EDITION = _table(Edition)
 EVENT = _table(Event)
 LINK = _table(Link)
 TOPIC = _table(Topic)
-LIST_TOPIC = _table(ListTopic)
-MAILING_LIST = _table(MailingList)
-SUBSCRIBER = _table(Subscriber)
-SUBSCRIPTION = _table(Subscription)
-SUBSCRIPTION_TOPIC = _table(SubscriptionTopic)
-SUPPRESSION = _table(Suppression)

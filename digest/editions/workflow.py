@@ -10,7 +10,7 @@ takes the approval back. Every change is one `EditorAction` row.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func
@@ -18,6 +18,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from digest.catalog.windows import edition_window
 from digest.db.models import (
     Article,
     ArticleTopic,
@@ -28,14 +29,13 @@ from digest.db.models import (
     Topic,
 )
 from digest.db.tables import EDITION
+from digest.editions import states
 from digest.editions.controls import EditionControls, Editorial, Refused, clean_note, clean_subject
 from digest.errors import NotFound
-from digest.selection.due import first_window
 from subscribers.lists import get_list, offered_topic_ids
 from subscribers.models import MailingList
 
-# Controls can change while nothing of the edition has gone out.
-EDITABLE = (EditionStatus.DRAFT, EditionStatus.APPROVED, EditionStatus.HELD)
+EDITABLE = states.EDITABLE
 LOCALES = ("ar", "en")
 
 
@@ -185,7 +185,7 @@ def approve(session: Session, edition_id: int, *, actor: str, now: datetime) -> 
     _not_gone(edition, "approve")
     if edition.status == EditionStatus.HELD:
         edition.released_at = now
-    edition.status = EditionStatus.APPROVED
+    edition.status = states.move(edition.status, states.APPROVE)
     edition.approved_at, edition.approved_by = now, actor
     return _changed(session, edition, actor, "approve")
 
@@ -195,7 +195,7 @@ def hold(session: Session, edition_id: int, *, actor: str, now: datetime) -> Edi
     edition = get_edition(session, edition_id)
     if edition.status == EditionStatus.HELD:
         raise Refused("already_held", f"edition {edition_id} is already held")
-    edition.status = EditionStatus.HELD
+    edition.status = states.move(edition.status, states.HOLD)
     return _changed(session, edition, actor, "hold")
 
 
@@ -211,11 +211,11 @@ def release(session: Session, edition_id: int, *, actor: str, now: datetime) -> 
         select(Delivery.id).where(Delivery.edition_id == edition_id).limit(1)
     ).first()
     if started is not None:
-        edition.status = EditionStatus.SENDING
+        edition.status = states.move(edition.status, states.RESUME)
     elif edition.approved_at is not None:
-        edition.status = EditionStatus.APPROVED
+        edition.status = states.move(edition.status, states.RELEASE_APPROVED)
     else:
-        edition.status = EditionStatus.DRAFT
+        edition.status = states.move(edition.status, states.RELEASE_DRAFT)
     edition.released_at = now
     return _changed(session, edition, actor, "release", edition.status)
 
@@ -329,38 +329,6 @@ def set_order(session: Session, edition_id: int, slugs: Sequence[str], *, actor:
     return _changed(session, edition, actor, "order", detail, steer=True)
 
 
-def edition_window(mailing_list: MailingList, day: date) -> tuple[datetime, datetime]:
-    """Ingestion times an edition's articles can have, whatever the subscriber's time zone:
-    from the window before the day's first hour anywhere (UTC+14) to its end (UTC-12)."""
-    start = datetime.combine(day, time(0), UTC) - timedelta(hours=14)
-    end = datetime.combine(day + timedelta(days=1), time(0), UTC) + timedelta(hours=12)
-    return start - first_window(mailing_list.cadence), end
-
-
-def window_articles(
-    session: Session, edition: Edition, *, limit: int = 200
-) -> list[tuple[Article, list[str]]]:
-    """The articles an edition can hold (newest first), with their topic slugs."""
-    start, end = edition_window(list_of(session, edition), edition.local_date)
-    articles = list(
-        session.exec(
-            select(Article)
-            .where(col(Article.ingested_at) > start, col(Article.ingested_at) <= end)
-            .order_by(col(Article.ingested_at).desc(), col(Article.id).desc())
-            .limit(limit)
-        )
-    )
-    slugs: dict[int, list[str]] = {}
-    for article_id, slug in session.exec(
-        select(ArticleTopic.article_id, Topic.slug)
-        .join(Topic, col(Topic.id) == col(ArticleTopic.topic_id))
-        .where(col(ArticleTopic.article_id).in_([a.id for a in articles]))
-        .order_by(col(Topic.slug))
-    ):
-        slugs.setdefault(article_id, []).append(slug)
-    return [(a, slugs.get(a.id or 0, [])) for a in articles]
-
-
 def _all_lists(session: Session) -> list[MailingList]:
     return list(session.exec(select(MailingList).order_by(col(MailingList.slug))))
 
@@ -414,7 +382,7 @@ def _changed(
 ) -> Edition:
     """Save the edition and its history line; new content takes an approval back."""
     if steer and edition.status == EditionStatus.APPROVED:
-        edition.status = EditionStatus.DRAFT
+        edition.status = states.move(edition.status, states.WITHDRAW)
         edition.approved_at = edition.approved_by = None
         detail = f"{detail} (approval withdrawn: approve again)".strip()
     session.add(edition)

@@ -78,12 +78,24 @@ class IngestReport:
         return sum(f.new for f in self.feeds)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every feed of one ingest run shares: built once by `ingest`."""
+
+    engine: Engine
+    settings: IngestSettings
+    http: httpx.Client | None  # None when every feed is a local file
+    index: TopicIndex
+    defaults: Mapping[int, Mapping[int, str]]  # feed id -> its default topics
+    clock: Callable[[], datetime]
+    workers: ParseWorkers
+
+
 def ingest(
     engine: Engine,
     settings: IngestSettings,
     *,
     only: str | None = None,
-    client: httpx.Client | None = None,
     clock: Callable[[], datetime] = utcnow,
     on_feed: Callable[[FeedReport], None] | None = None,
     workers: int | None = None,
@@ -99,92 +111,87 @@ def ingest(
         defaults = feed_defaults(session)
     report = IngestReport()
     with ExitStack() as stack:
-        if client is None and not all(feed_store.is_local(f.url) for f in targets):
+        http = None
+        if not all(feed_store.is_local(f.url) for f in targets):
             # Only for URLs: setting up TLS costs ~50 ms, a run of local files needs none.
-            client = stack.enter_context(httpx.Client(follow_redirects=True))
+            http = stack.enter_context(httpx.Client(follow_redirects=True))
         pool = stack.enter_context(ParseWorkers(workers))
+        run = _Run(engine, settings, http, index, defaults, clock, pool)
         for feed in targets:
             assert feed.id is not None
-            one = _ingest_feed(engine, feed, settings, client, index, defaults, clock, pool)
+            one = _ingest_feed(run, feed)
             report.feeds.append(one)
             if on_feed is not None:
                 on_feed(one)
     return report
 
 
-def _ingest_feed(
-    engine: Engine,
-    feed: Feed,
-    settings: IngestSettings,
-    http: httpx.Client | None,
-    index: TopicIndex,
-    defaults: Mapping[int, Mapping[int, str]],
-    clock: Callable[[], datetime],
-    workers: ParseWorkers | None = None,
-) -> FeedReport:
+def _ingest_feed(run: _Run, feed: Feed) -> FeedReport:
     report = FeedReport(url=feed.url)
-    now = clock()
+    now = run.clock()
     try:
         fetched = feed_store.fetch(
             feed.url,
-            settings=settings,
-            client=http,
+            settings=run.settings,
+            client=run.http,
             etag=feed.etag,
             last_modified=feed.last_modified,
         )
         if fetched.content is None:
             report.status = FeedStatus.NOT_MODIFIED
-            _record(engine, feed, now, error=None)
+            _record(run.engine, feed, now, error=None)
             return report
         document = fetched.content
         location = fetched.location or feed.url
         # Parts of a big document are stored as the workers parse the next ones.
         parts = parse_parts(
-            document, content_type=fetched.content_type, location=location, now=now, workers=workers
+            document,
+            content_type=fetched.content_type,
+            location=location,
+            now=now,
+            workers=run.workers,
         )
     except FeedError as exc:
         report.status, report.error = FeedStatus.FAILED, str(exc)
-        _record(engine, feed, now, error=str(exc))
+        _record(run.engine, feed, now, error=str(exc))
         return report
     try:
         try:
-            _store_parts(engine, feed, fetched, parts, index, defaults, now, report)
+            _store_parts(run, feed, fetched, parts, now, report)
         except SplitFailed:
             # A chunk read alone did not read as in the whole document (rolled back: nothing
             # stored): read the document whole, as for a small one.
             whole = parse_document(
                 document, content_type=fetched.content_type, location=location, now=now
             )
-            _store_parts(engine, feed, fetched, one_part(whole), index, defaults, now, report)
+            _store_parts(run, feed, fetched, one_part(whole), now, report)
     except FeedError as exc:
         report.status, report.error = FeedStatus.FAILED, str(exc)
-        _record(engine, feed, now, error=str(exc))
+        _record(run.engine, feed, now, error=str(exc))
     except SQLAlchemyError as exc:
         # Rolled back as a whole (e.g. a concurrent run stored the same item first): the
         # next run retries, since the ETag was not saved either.
         error = f"database error, nothing stored: {getattr(exc, 'orig', None) or exc}"
         report.status, report.error = FeedStatus.FAILED, error
-        _record(engine, feed, now, error=error)
+        _record(run.engine, feed, now, error=error)
     return report
 
 
 def _store_parts(
-    engine: Engine,
+    run: _Run,
     feed: Feed,
     fetched: feed_store.Fetched,
     parts: Generator[ParsedFeed, None, None],
-    index: TopicIndex,
-    defaults: Mapping[int, Mapping[int, str]],
     now: datetime,
     report: FeedReport,
 ) -> None:
     """Store the parts of one document in one transaction; counts and skips go to `report`."""
-    with closing(parts), session_scope(engine) as session:
+    with closing(parts), session_scope(run.engine) as session:
         stored = session.get(Feed, feed.id)
         if stored is None:  # removed while we were fetching
             report.status, report.error = FeedStatus.FAILED, "the feed was removed meanwhile"
             return
-        topics = defaults.get(stored.id or 0, {})
+        topics = run.defaults.get(stored.id or 0, {})
         seen = Seen()
         skipped: list[Skipped] = []
         repeated: list[Skipped] = []
@@ -195,7 +202,7 @@ def _store_parts(
             items, again = unique_items(part.items, seen)
             skipped += part.skipped
             repeated += again
-            counts = store_items(session, stored, items, index, topics, now)
+            counts = store_items(session, stored, items, run.index, topics, now)
             new, updated, unchanged = new + counts[0], updated + counts[1], unchanged + counts[2]
         stored.title = title or stored.title
         stored.etag, stored.last_modified = fetched.etag, fetched.last_modified

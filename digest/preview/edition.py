@@ -1,6 +1,6 @@
 """What an edition will send: its segments with their subscriber counts, and their emails.
 
-Computed with the functions sending uses (`select.due_on`, `select.segments_for` with the
+Computed with the functions sending uses (`due_on`, `segments_for` with the
 edition's controls, `Renderer.compile_digest`), with tracking off and nothing written.
 Subscribers whose digest of the edition is already in the outbox are shown as it holds it.
 """
@@ -20,10 +20,11 @@ from digest.editions.controls import EditionControls, Editorial
 from digest.editions.workflow import controls_of, delivery_counts, get_edition, list_of
 from digest.errors import InvalidInput, NotFound
 from digest.preview.delivery import load_delivery
-from digest.preview.reader import PREVIEW_TOKEN
-from digest.render.data import Segment
-from digest.render.renderer import Recipient, RenderedMessage, Renderer
-from digest.selection.due import Due, due_on, segments_for
+from digest.render.data import Recipient
+from digest.render.renderer import RenderedMessage, Renderer
+from digest.selection.due import due_on, segments_for
+from digest.selection.segments import Segment
+from digest.selection.window import Due
 from subscribers.models import MailingList, Subscription
 from subscribers.people import find_subscriber
 
@@ -156,15 +157,5 @@ def subscriber_segment(
 
 def render_preview(renderer: Renderer, segment: Segment, name: str = "") -> RenderedMessage:
     """The email of `segment` as sent, with tracking off and placeholder tokens (as preview)."""
-    token = PREVIEW_TOKEN
     compiled = renderer.compile_digest(dataclasses.replace(segment, tracking=False))
-    return compiled.personalise(
-        Recipient(
-            name=name,
-            view_token=token,
-            unsubscribe_token=token,
-            preferences_token=token,
-            open_token=token,
-            click_token=token,
-        )
-    )
+    return compiled.personalise(Recipient.preview(name))

@@ -1,35 +1,34 @@
 """Editor preview: the digest a subscriber or a topic mix would get, rendered untracked.
 
-Selection (`digest.selection.due.segments_for`) and rendering (`Renderer.compile_digest`, then
+The reader's window (`digest.selection.window.reader_window`), selection
+(`digest.selection.segments_for`) and rendering (`Renderer.compile_digest`, then
 `personalise`) are the very functions sending uses; only tracking is off and the tokens are
 placeholders. A subscriber's window starts at the cutoff of their last digest.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
-from digest.catalog.topics import get_topics
+from digest.catalog.topics import get_topics, topic_views
 from digest.clock import utcnow
 from digest.config import Settings
 from digest.db.models import Topic
 from digest.editions.workflow import load_editorial
 from digest.errors import InvalidInput, NotFound
-from digest.render.renderer import Recipient, RenderedMessage, Renderer, Segment, TopicView
-from digest.selection.due import Due, first_window, previous_cutoff, segments_for
+from digest.render.data import Recipient
+from digest.render.renderer import RenderedMessage, Renderer
+from digest.selection.due import segments_for
+from digest.selection.queries import previous_cutoff
+from digest.selection.segments import Issue, Segment, build_segment
+from digest.selection.window import Due, due_moment, reader_window, zone
 from subscribers.lists import get_list, offered_topic_ids
 from subscribers.models import MailingList, Subscription, SubscriptionTopic
 from subscribers.people import check_topics_offered, find_subscriber
-
-# Tokens of a preview: the links show their shape, and lead to the web app's generic answer.
-PREVIEW_TOKEN = "preview"
-_TAGS = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True)
@@ -99,8 +98,9 @@ def preview(
 ) -> RenderedMessage:
     """The email `email` (or this topic mix) would get for `day`, with tracking off.
 
-    For a `day`, the window ends at the send hour of that day in the audience's timezone;
-    without one it ends now (what would go out if sent at once).
+    For a `day`, the window is the one sending takes for it: it ends at the send hour of
+    that day in the audience's timezone, or now once that hour has passed. Without one it
+    ends now (what would go out if sent at once).
     """
     if email is not None and topic_slugs:
         raise InvalidInput("give either a subscriber or topics, not both")
@@ -108,17 +108,16 @@ def preview(
     who = audience(session, settings, mailing_list, email=email, topic_slugs=topic_slugs)
     if not who.topics:
         raise InvalidInput("there are no topics yet: add some with `digest topics add`")
-    zone = ZoneInfo(who.timezone)
-    if day is None:
-        end = now or utcnow()
-        day = end.astimezone(zone).date()
+    now = now or utcnow()
+    if day is None:  # what would go out if sent at once
+        day, moment = now.astimezone(zone(who.timezone)).date(), now
     else:
-        end = datetime.combine(day, time(who.hour), tzinfo=zone)
-    start = end - first_window(mailing_list.cadence)
+        moment = due_moment(day, who.timezone, who.hour)
     connection = session.connection()
+    cutoff = None
     if who.subscriber_id is not None:  # a subscriber's window starts at their last cutoff
         cutoff = previous_cutoff(connection, mailing_list.id or 0, who.subscriber_id)
-        start = cutoff if cutoff is not None and cutoff < end else start
+    start, end = reader_window(moment, now, cutoff, mailing_list.cadence)
     due = Due(
         subscription_id=0,
         subscriber_id=who.subscriber_id or 0,
@@ -127,8 +126,8 @@ def preview(
         locale=who.locale,
         topic_ids=tuple(t.id for t in who.topics if t.id is not None),
         local_date=day,
-        window_start=start.astimezone(UTC),
-        window_end=end.astimezone(UTC),
+        window_start=start,
+        window_end=end,
     )
     editorial = load_editorial(connection, mailing_list, [day])  # the editors' controls
     selection = segments_for(
@@ -140,32 +139,14 @@ def preview(
         editorial=editorial,
     )
     if selection.segments:
-        segment = selection.segments[0].segment
+        segment: Segment = selection.segments[0].segment
     else:  # nothing new: show the (empty) digest the editor would otherwise not see
-        controls = editorial.controls(day)
-        segment = Segment(
-            articles=(),
-            topics=tuple(TopicView(t.slug, t.name, t.name_en) for t in who.topics),
-            date=day,
-            list_name=mailing_list.name,
-            locale=who.locale,
-            cadence=mailing_list.cadence,
-            tracking=False,
-            note=controls.note if controls else "",
-            subject=controls.subject_for(who.locale) if controls else None,
+        issue = Issue.of(
+            mailing_list, day, who.locale, tracking=False, controls=editorial.controls(day)
         )
+        segment = build_segment(issue, (), {}, due.topic_ids, topic_views(connection))
     compiled = renderer.compile_digest(segment)
-    token = PREVIEW_TOKEN
-    return compiled.personalise(
-        Recipient(
-            name=who.name,
-            view_token=token,
-            unsubscribe_token=token,
-            preferences_token=token,
-            open_token=token,
-            click_token=token,
-        )
-    )
+    return compiled.personalise(Recipient.preview(who.name))
 
 
 def _list_topics(session: Session, mailing_list: MailingList) -> list[Topic]:

@@ -1,80 +1,26 @@
-"""Plain data in and out of rendering: articles, topics, segments, recipients, messages."""
+"""Plain data in and out of rendering: recipients, messages, and the checks on articles.
+
+Articles and topics (`digest.catalog.views`) and segments (`digest.selection.segments`) come
+from the stages before rendering.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
 from urllib.parse import urlsplit
 
+from digest.catalog.views import ArticleView, TopicView
 from digest.errors import InvalidInput
+from digest.selection.segments import Segment
+from digest.tracking.tokens import Purpose, RecipientTokens, Signer
 
 TITLE_CHARS, SUMMARY_CHARS = 200, 320
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
-# Characters of Arabic body text read in a minute (about 200 words of 5-6 letters).
-CHARS_PER_MINUTE = 1100
-
-
-@dataclass(frozen=True)
-class TopicView:
-    slug: str
-    name: str
-    name_en: str | None = None
-
-    def label(self, locale: str) -> str:
-        return self.name if locale == "ar" else (self.name_en or self.name)
-
-
-@dataclass(frozen=True)
-class ArticleView:
-    """An article as an email shows it; `topics` are slugs, the primary topic first."""
-
-    id: int
-    title: str
-    url: str
-    summary: str = ""
-    image_url: str | None = None
-    published_at: datetime | None = None
-    topics: tuple[str, ...] = ()
-    reading_minutes: int | None = None
-    body_chars: int = 0
-
-    @property
-    def primary_topic(self) -> str | None:
-        return self.topics[0] if self.topics else None
-
-    @property
-    def minutes(self) -> int | None:
-        """Reading time: given, or estimated from the body length (None: unknown)."""
-        if self.reading_minutes:
-            return self.reading_minutes
-        if self.body_chars > 0:
-            return max(1, math.ceil(self.body_chars / CHARS_PER_MINUTE))
-        return None
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Subscribers who get the same digest: same articles, topic order, language, day.
-
-    `articles` are ranked, best first: the size budget drops from the end. The editors'
-    controls: the first `lead` articles (pinned) lead the digest above the topic sections,
-    `note` (plain text) shows under the header, `subject` replaces the settings' template.
-    """
-
-    articles: tuple[ArticleView, ...]
-    topics: tuple[TopicView, ...]
-    date: date
-    list_name: str
-    locale: str = "ar"
-    cadence: str = "daily"
-    tracking: bool = True
-    lead: int = 0
-    note: str = ""
-    subject: str | None = None
+# Tokens of a preview: the links show their shape, and lead to the web app's generic answer.
+PREVIEW_TOKEN = "preview"
 
 
 @dataclass(frozen=True)
@@ -93,6 +39,45 @@ class Recipient:
     open_token: str = ""
     click_token: str = ""
     confirm_token: str = ""
+
+    @classmethod
+    def with_tokens(cls, name: str, tokens: RecipientTokens) -> Recipient:
+        """A digest's recipient: their name and that delivery's signed tokens."""
+        return cls(
+            name=name,
+            view_token=tokens.view,
+            unsubscribe_token=tokens.unsubscribe,
+            preferences_token=tokens.preferences,
+            open_token=tokens.open,
+            click_token=tokens.click,
+        )
+
+    @classmethod
+    def preview(cls, name: str = "") -> Recipient:
+        """The recipient of a preview: placeholder tokens in every link."""
+        token = PREVIEW_TOKEN
+        return cls(
+            name=name,
+            view_token=token,
+            unsubscribe_token=token,
+            preferences_token=token,
+            open_token=token,
+            click_token=token,
+        )
+
+    @classmethod
+    def of_subscription(
+        cls, name: str, signer: Signer, subscriber_id: int, list_id: int, *purposes: Purpose
+    ) -> Recipient:
+        """A recipient of a subscription's own emails (confirmation, welcome): tokens for
+        `purposes` among unsubscribe, preferences and confirm, naming (subscriber, list)."""
+        signed = {p: signer.dumps(p, subscriber_id, list_id) for p in purposes}
+        return cls(
+            name=name,
+            unsubscribe_token=signed.get(Purpose.UNSUBSCRIBE, ""),
+            preferences_token=signed.get(Purpose.PREFERENCES, ""),
+            confirm_token=signed.get(Purpose.CONFIRM, ""),
+        )
 
 
 @dataclass(frozen=True)

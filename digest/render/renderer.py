@@ -17,17 +17,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from digest.catalog.views import ArticleView, TopicView
 from digest.config import Settings
 from digest.errors import TemplateError
 from digest.render.compiled import CompiledDigest, CompiledMessage, Greeting, default_link_suffix
 from digest.render.data import (
     TITLE_CHARS,
-    ArticleView,
     Recipient,
     RenderedMessage,
-    Segment,
     SkippedArticle,
-    TopicView,
     clean_text,
     place_articles,
     shorten,
@@ -37,6 +35,7 @@ from digest.render.data import (
 from digest.render.i18n import DIRECTIONS, TEMPLATES, Digits, Language, load_language
 from digest.render.slots import SlotMarkers
 from digest.render.templates import MjmlRejected, Templates
+from digest.selection.segments import Segment
 from digest.text.bidi import starts_rtl
 from digest.text.placeholders import fill
 

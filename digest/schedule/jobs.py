@@ -1,7 +1,8 @@
 """What each scheduled job does: ingest feeds, dispatch due digests, send retries, prune.
 
 Plain functions of the engine and settings that return counts (for the job's log line);
-`digest.schedule.scheduler` decides when they run. `send_list` is also what `digest send` runs.
+`digest.schedule.scheduler` decides when they run. Sending runs `digest.send.run.send_list`,
+as `digest send` does.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable
-from contextlib import nullcontext
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
@@ -20,14 +20,14 @@ from sqlalchemy import Engine
 from digest.clock import utcnow
 from digest.config import Settings
 from digest.db.engine import session_scope
-from digest.db.locks import Busy, exclusive
+from digest.db.locks import Busy
 from digest.ingest import feeds as feed_store
 from digest.ingest.pipeline import FeedStatus, ingest
 from digest.render.renderer import Renderer, RenderOptions
-from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport
-from digest.send.outbox import release_orphans
+from digest.send.dispatcher import DispatchOptions, DispatchReport
 from digest.send.outcome import Envelope, Outcome, Sender
-from digest.send.smtp import SmtpSender, SmtpUnavailable
+from digest.send.run import RunHooks, RunOptions, send_list
+from digest.send.smtp import SmtpSender
 from digest.tracking.retention import prune_events
 from subscribers.lists import all_lists
 from subscribers.models import MailingList
@@ -39,56 +39,6 @@ Counts = dict[str, int]
 # Rows claimed at a time by the scheduler: on SIGTERM the running batch is finished and
 # recorded before the process exits, so a small batch keeps that wait short.
 BATCH_SIZE = 100
-
-
-async def send_list(
-    engine: Engine,
-    mailing_list: MailingList,
-    sender: Sender,
-    options: DispatchOptions,
-    *,
-    now: datetime | None = None,
-    day: date | None = None,
-    limit: int | None = None,
-    plan: bool = True,
-    max_lateness: timedelta | None = None,
-    stop: Callable[[], bool] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    clock: Callable[[], datetime] = utcnow,
-    renderer: Renderer | None = None,
-) -> DispatchReport:
-    """One list's sending run, under the list's lock (raises Busy when another one holds it).
-
-    Re-queues what a dead sender left in flight, then plans what is due and sends it with
-    the due retries (`plan=False`: only the retries and what is already queued).
-    """
-    with exclusive(engine, f"send-{mailing_list.slug}"):
-        release_orphans(engine, mailing_list.id)
-        try:
-            # Plan-only (workers send): no SMTP connection is opened here.
-            async with nullcontext() if options.plan_only else sender:
-                dispatcher = Dispatcher(
-                    engine,
-                    mailing_list,
-                    sender,
-                    options,
-                    renderer=renderer,
-                    progress=progress,
-                    clock=clock,
-                )
-                if plan:
-                    return await dispatcher.run(
-                        now=now, day=day, limit=limit, max_lateness=max_lateness, stop=stop
-                    )
-                report = DispatchReport()
-                await dispatcher.send_claimed(
-                    report, now=now or clock(), day=day, limit=limit, stop=stop
-                )
-                return report
-        except SmtpUnavailable:
-            # Nothing could be sent: give the claimed rows back now rather than next run.
-            release_orphans(engine, mailing_list.id)
-            raise
 
 
 class OnDemandSender:
@@ -231,10 +181,6 @@ class Jobs:
             self.engine,
             mailing_list,
             OnDemandSender(self.sender_factory()),
-            self.options,
-            plan=plan,
-            max_lateness=self.max_lateness,
-            stop=self.stop,
-            clock=self.clock,
-            renderer=self.renderer,
+            RunOptions(self.options, plan=plan, max_lateness=self.max_lateness),
+            RunHooks(clock=self.clock, stop=self.stop, renderer=self.renderer),
         )

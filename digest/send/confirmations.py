@@ -1,44 +1,26 @@
-"""Double opt-in: mail the confirmation link of an unconfirmed subscription."""
+"""Double opt-in mail: the confirmation link of an unconfirmed subscription, and the welcome
+once it is confirmed (in the subscriber's language, with the topics they chose)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from digest.catalog.views import TopicView
 from digest.clock import utcnow
 from digest.config import Settings
 from digest.errors import InvalidInput
+from digest.render.compiled import CompiledMessage
 from digest.render.renderer import Recipient, Renderer, RenderOptions
-from digest.send.mime import DkimSigner, MessageTemplate, make_message_id
+from digest.send.one_off import OneOff, one_off_envelope, send_one
 from digest.send.outcome import Envelope, Outcome, Sender
 from digest.tracking.tokens import Purpose, Signer
-from subscribers.consent import membership
+from subscribers.consent import Membership, membership
 from subscribers.models import SubscriptionStatus
-
-
-async def send_confirmation(
-    engine: Engine,
-    settings: Settings,
-    sender: Sender,
-    *,
-    subscriber_id: int,
-    list_id: int,
-    renderer: Renderer | None = None,
-    now: datetime | None = None,
-) -> Outcome:
-    """Mail the confirmation email (a button to `/confirm/{token}`) through an open `sender`."""
-    envelope = confirmation_envelope(
-        engine,
-        settings,
-        subscriber_id=subscriber_id,
-        list_id=list_id,
-        renderer=renderer,
-        now=now,
-    )
-    return await sender.send(envelope)
+from subscribers.preferences import load_preferences
 
 
 def confirmation_envelope(
@@ -56,51 +38,95 @@ def confirmation_envelope(
     """
     with Session(engine) as session:
         found = membership(session, subscriber_id, list_id)
-    if found.subscription.status != SubscriptionStatus.UNCONFIRMED:
-        raise InvalidInput(
-            f"{found.subscriber.email} is {found.subscription.status} on "
-            f"{found.mailing_list.slug!r}: there is nothing to confirm"
-        )
-    subscriber, mailing_list = found.subscriber, found.mailing_list
+    _require(found, SubscriptionStatus.UNCONFIRMED, "there is nothing to confirm")
     renderer = renderer or Renderer(RenderOptions.from_settings(settings))
-    day = (now or utcnow()).astimezone(ZoneInfo(subscriber.timezone)).date()
     compiled = renderer.compile_confirmation(
-        list_name=mailing_list.name, locale=subscriber.locale, day=day
+        list_name=found.mailing_list.name, locale=found.subscriber.locale, day=_day(found, now)
     )
     signer = Signer(settings.web.secret_key)
-    rendered = compiled.personalise(
-        Recipient(
-            name=subscriber.name,
-            confirm_token=signer.dumps(Purpose.CONFIRM, subscriber_id, list_id),
-            unsubscribe_token=signer.dumps(Purpose.UNSUBSCRIBE, subscriber_id, list_id),
-        )
+    recipient = Recipient.of_subscription(
+        found.subscriber.name, signer, subscriber_id, list_id, Purpose.CONFIRM, Purpose.UNSUBSCRIBE
     )
-    template = MessageTemplate(
-        settings.sender,
-        list_name=mailing_list.name,
-        list_slug=mailing_list.slug,
-        subject=rendered.subject,
-        locale=rendered.locale,
-        campaign="confirm",
-        stream="confirm",
-        signer=DkimSigner.from_settings(settings.dkim, settings.sender),
+    return _envelope(settings, found, compiled, recipient, "confirm")
+
+
+def welcome_envelope(
+    engine: Engine,
+    settings: Settings,
+    *,
+    subscriber_id: int,
+    list_id: int,
+    renderer: Renderer | None = None,
+    now: datetime | None = None,
+) -> Envelope:
+    """The welcome email of a subscription just confirmed, ready to send.
+
+    Only an active subscription gets one; anything else is an InvalidInput. Sending it once
+    is the caller's part: on the confirmation that activated the subscription, never again.
+    """
+    with Session(engine) as session:
+        found = membership(session, subscriber_id, list_id)
+        prefs = load_preferences(session, subscriber_id, list_id)
+    _require(found, SubscriptionStatus.ACTIVE, "it is not confirmed")
+    topics = [
+        TopicView(slug=t.slug, name=t.name, name_en=t.name_en)
+        for t in prefs.topics
+        if not prefs.chosen or t.id in prefs.chosen  # none chosen: every topic of the list
+    ]
+    renderer = renderer or Renderer(RenderOptions.from_settings(settings))
+    compiled = renderer.compile_welcome(
+        list_name=found.mailing_list.name,
+        locale=found.subscriber.locale,
+        day=_day(found, now),
+        topics=topics,
+        cadence=found.mailing_list.cadence,
     )
-    data = template.build(
-        to_address=subscriber.email,
-        to_name=subscriber.name,
-        html=rendered.html,
-        text=rendered.text,
-        unsubscribe_url=rendered.unsubscribe_url,
-        message_id=make_message_id(settings.sender.list_id_domain),
+    signer = Signer(settings.web.secret_key)
+    recipient = Recipient.of_subscription(
+        found.subscriber.name,
+        signer,
+        subscriber_id,
+        list_id,
+        Purpose.PREFERENCES,
+        Purpose.UNSUBSCRIBE,
     )
-    return Envelope(settings.sender.from_address, subscriber.email, data)
+    return _envelope(settings, found, compiled, recipient, "welcome")
 
 
 async def mail_confirmation(
     engine: Engine, settings: Settings, sender: Sender, *, subscriber_id: int, list_id: int
 ) -> Outcome:
     """Open `sender`, send the confirmation email, close it (for one-off sends: the CLI)."""
-    async with sender:
-        return await send_confirmation(
-            engine, settings, sender, subscriber_id=subscriber_id, list_id=list_id
+    envelope = confirmation_envelope(engine, settings, subscriber_id=subscriber_id, list_id=list_id)
+    return await send_one(sender, envelope)
+
+
+def _require(found: Membership, status: SubscriptionStatus, otherwise: str) -> None:
+    if found.subscription.status != status:
+        raise InvalidInput(
+            f"{found.subscriber.email} is {found.subscription.status} on "
+            f"{found.mailing_list.slug!r}: {otherwise}"
         )
+
+
+def _day(found: Membership, now: datetime | None) -> date:
+    """Today where the subscriber lives (the date the email shows)."""
+    return (now or utcnow()).astimezone(ZoneInfo(found.subscriber.timezone)).date()
+
+
+def _envelope(
+    settings: Settings,
+    found: Membership,
+    compiled: CompiledMessage,
+    recipient: Recipient,
+    stream: str,
+) -> Envelope:
+    message = OneOff(
+        compiled.personalise(recipient),
+        list_name=found.mailing_list.name,
+        list_slug=found.mailing_list.slug,
+        to_address=found.subscriber.email,
+        to_name=found.subscriber.name,
+        stream=stream,
+    )
+    return one_off_envelope(settings, message)

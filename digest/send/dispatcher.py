@@ -1,9 +1,9 @@
 """The main job: select who is due, plan the outbox, then build and send each message.
 
 Compile once per segment (Jinja2 → MJML → HTML, MIME headers), personalise per recipient
-(tokens, name: a join), send over the pool, and record every outcome as soon as its SMTP
-transaction ends. Works the same whether it planned the rows itself or resumes rows a
-crashed run left behind.
+(tokens, name: a join), send over the pool, and hand every outcome to the recorder's thread
+as its SMTP transaction ends (`digest.send.record`). Works the same whether it planned the
+rows itself or resumes rows a crashed run left behind.
 """
 
 from __future__ import annotations
@@ -17,22 +17,28 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from digest.catalog.articles import article_views
+from digest.catalog.topics import topic_views
+from digest.catalog.views import ArticleView, TopicView
 from digest.clock import utcnow
-from digest.config import Settings
-from digest.db.bulk import DriverSql
-from digest.db.models import DeliveryStatus, EditionStatus
-from digest.db.tables import DELIVERY
+from digest.config import SenderSettings, Settings
+from digest.db.models import DeliveryStatus
 from digest.editions.controls import EditionControls
+from digest.editions.states import finish_sent
 from digest.editions.workflow import editorial_around, load_controls
 from digest.errors import InvalidInput
-from digest.preview.delivery import load_articles, load_topics, segment_for
 from digest.render.compiled import CompiledDigest
-from digest.render.data import ArticleView, TopicView
 from digest.render.renderer import Recipient, Renderer, RenderOptions
 from digest.selection.due import due_in_batches
+from digest.selection.segments import Issue, build_segment
+from digest.send.claim import claim, requeue
+from digest.send.claimed import Claimed
 from digest.send.mime import DkimSigner, EncodedSlots, MessageTemplate, make_message_id
-from digest.send.outbox import Claimed, Recorder, Result, claim, plan_batches, requeue
-from digest.send.outcome import Envelope, Outcome, RetryPolicy, Sender
+from digest.send.outcome import Envelope, Outcome, Sender
+from digest.send.plan import ListPlan, plan_batches
+from digest.send.record import Attempt, Recorder, RecordOptions
+from digest.send.retry import RetryPolicy
+from digest.tracking.links import store_links
 from digest.tracking.tokens import Signer, tokens_for
 from subscribers.models import MailingList
 
@@ -43,20 +49,27 @@ logger = logging.getLogger(__name__)
 class DispatchOptions:
     """What dispatching needs from the settings, copied once at the entry point."""
 
-    settings: Settings
     max_articles: int
+    sender: SenderSettings
+    render: RenderOptions
+    secret_key: str  # signs the tracking and unsubscribe tokens
+    dkim: DkimSigner | None = None
     batch_size: int = 500
     concurrency: int = 4
     tracking: bool = True
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    record: RecordOptions = field(default_factory=RecordOptions)
     # `[workers] enabled` on PostgreSQL: plan here, `digest worker` processes send.
     plan_only: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> DispatchOptions:
         options = cls(
-            settings=settings,
             max_articles=settings.digest.max_articles,
+            sender=settings.sender,
+            render=RenderOptions.from_settings(settings),
+            secret_key=settings.web.secret_key,
+            dkim=DkimSigner.from_settings(settings.dkim, settings.sender),
             concurrency=settings.smtp.connections,
             policy=RetryPolicy.from_settings(settings.smtp),
             plan_only=settings.workers.enabled
@@ -82,6 +95,33 @@ class DispatchReport:
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
 
+    def add_plan(self, planned: ListPlan) -> None:
+        """Count what planning the list did."""
+        self.due += planned.due
+        self.queued += planned.queued
+        self.skipped_empty += planned.skipped_empty
+        self.already_planned += planned.already_planned
+        self.segments += planned.segments
+        self.late += planned.skipped_late
+        self.waiting += planned.waiting
+
+    def add_recorded(self, recorded: Sequence[tuple[Attempt, str]]) -> None:
+        """Count the outcomes recorded (by their delivery's new status)."""
+        for attempt, status in recorded:
+            if status == DeliveryStatus.SENT:
+                self.sent += 1
+            elif status == DeliveryStatus.FAILED_TEMPORARY:
+                self.temporary += 1
+            else:
+                self.permanent += 1
+                outcome = attempt.outcome
+                logger.warning(
+                    "%s failed for good: %s %s",
+                    attempt.claimed.email,
+                    outcome.code,
+                    outcome.message,
+                )
+
 
 @dataclass
 class _CompiledSegment:
@@ -105,15 +145,13 @@ class Dispatcher:
         progress: Callable[[int, int], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        settings = options.settings
         self.engine = engine
         self.mailing_list = mailing_list
         self.sender = sender
         self.options = options
-        self.renderer = renderer or Renderer(RenderOptions.from_settings(settings))
-        self.signer = Signer(settings.web.secret_key)
-        self.dkim = DkimSigner.from_settings(settings.dkim, settings.sender)
-        self.recorder = Recorder(engine, options.policy)
+        self.renderer = renderer or Renderer(options.render)
+        self.signer = Signer(options.secret_key)
+        self.dkim = options.dkim
         self.progress = progress
         self.clock = clock
         self._compiled: dict[tuple[object, ...], _CompiledSegment] = {}
@@ -149,13 +187,7 @@ class Dispatcher:
             editorial=editorial,
         )
         planned = plan_batches(self.engine, batches, now)
-        report.due = planned.due
-        report.queued = planned.queued
-        report.skipped_empty = planned.skipped_empty
-        report.already_planned = planned.already_planned
-        report.segments = planned.segments
-        report.late = planned.skipped_late
-        report.waiting = planned.waiting
+        report.add_plan(planned)
         if planned.late:
             logger.warning(
                 "list %s: %d digest(s) skipped, more than %s after their hour: %s",
@@ -227,38 +259,35 @@ class Dispatcher:
         queue: asyncio.Queue[Claimed] = asyncio.Queue()
         for item in batch:
             queue.put_nowait(item)
+        recorder = Recorder(self.engine, self.options.policy, self.options.record)
 
         async def worker() -> None:
             while not queue.empty():
-                item = queue.get_nowait()
-                await self._send_one(item, report)
+                recorder.check()  # recording has failed: send no more of this batch
+                recorder.submit(await self._attempt(queue.get_nowait()))
 
-        with self.recorder.connected():  # one connection per batch, still a commit per outcome
-            await asyncio.gather(*(worker() for _ in range(max(1, self.options.concurrency))))
-
-    async def _send_one(self, item: Claimed, report: DispatchReport) -> None:
+        recorder.start()
         try:
-            await self._deliver(item, report)
-        except InvalidInput as exc:  # e.g. an address that cannot go into a header
-            outcome = Outcome("permanent", None, f"not sendable: {exc}", "")
-            self._record(item, outcome, "", (), report)
+            await asyncio.gather(*(worker() for _ in range(max(1, self.options.concurrency))))
+        finally:
+            try:  # commits what is left, off the event loop; raises if recording failed
+                await asyncio.to_thread(recorder.close)
+            finally:
+                report.add_recorded(recorder.recorded)
 
-    async def _deliver(self, item: Claimed, report: DispatchReport) -> None:
+    async def _attempt(self, item: Claimed) -> Attempt:
+        try:
+            return await self._deliver(item)
+        except InvalidInput as exc:  # e.g. an address that cannot go into a header
+            return Attempt(item, Outcome("permanent", None, f"not sendable: {exc}"), self.clock())
+
+    async def _deliver(self, item: Claimed) -> Attempt:
         compiled = self._compile(item)
         tokens = tokens_for(
             self.signer, subscriber_id=item.subscriber_id, list_id=item.list_id, delivery_id=item.id
         )
-        values = compiled.digest.slot_values(
-            Recipient(
-                name=item.name,
-                view_token=tokens.view,
-                unsubscribe_token=tokens.unsubscribe,
-                preferences_token=tokens.preferences,
-                open_token=tokens.open,
-                click_token=tokens.click,
-            )
-        )
-        message_id = make_message_id(self.options.settings.sender.list_id_domain)
+        values = compiled.digest.slot_values(Recipient.with_tokens(item.name, tokens))
+        message_id = make_message_id(self.options.sender.list_id_domain)
         data = compiled.template.build(
             to_address=item.email,
             to_name=item.name,
@@ -269,46 +298,12 @@ class Dispatcher:
             message_id=message_id,
         )
         outcome = await self.sender.send(
-            Envelope(
-                sender=self.options.settings.sender.from_address,
-                recipient=item.email,
-                data=data,
-            )
+            Envelope(sender=self.options.sender.from_address, recipient=item.email, data=data)
         )
-        self._record(item, outcome, message_id, compiled.digest.article_ids, report)
-
-    def _record(
-        self,
-        item: Claimed,
-        outcome: Outcome,
-        message_id: str,
-        article_ids: tuple[int, ...],
-        report: DispatchReport,
-    ) -> None:
-        status = self.recorder.record(
-            item,
-            Result(
-                delivery_id=item.id,
-                status=outcome.status,
-                code=outcome.code,
-                message=outcome.message,
-                message_id=message_id or None,
-                email=item.email,
-                hard_bounce=outcome.hard_bounce,
-                article_ids=article_ids,
-            ),
-            self.clock(),
-        )
-        if status == DeliveryStatus.SENT:
-            report.sent += 1
-        elif status == DeliveryStatus.FAILED_TEMPORARY:
-            report.temporary += 1
-        else:
-            report.permanent += 1
-            logger.warning("%s failed for good: %s %s", item.email, outcome.code, outcome.message)
+        return Attempt(item, outcome, self.clock(), message_id, compiled.digest.article_ids)
 
     def _mailto(self, token: str) -> str:
-        sender = self.options.settings.sender
+        sender = self.options.sender
         address = sender.unsubscribe_address or f"unsubscribe@{sender.list_id_domain}"
         return f"mailto:{address}?subject=unsubscribe%20{token}"
 
@@ -320,21 +315,20 @@ class Dispatcher:
         self._load_topics()
         controls = self._controls(item.edition_id)
         # The same segment as "view in browser" rebuilds from the delivery row.
-        segment = segment_for(
-            topic_ids=item.topic_ids,
-            article_ids=item.article_ids,
-            day=item.local_date,
-            locale=item.locale,
-            mailing_list=(self.mailing_list.name, self.mailing_list.cadence),
-            topics=self._topics,
-            articles=self._articles,
+        issue = Issue.of(
+            self.mailing_list,
+            item.local_date,
+            item.locale,
             tracking=self.options.tracking,
             controls=controls,
         )
+        segment = build_segment(
+            issue, item.article_ids, self._articles, item.topic_ids, self._topics
+        )
         digest = self.renderer.compile_digest(segment)
-        self._store_links(digest)
+        store_links(self.engine, digest.links, self.clock())
         template = MessageTemplate(
-            self.options.settings.sender,
+            self.options.sender,
             list_name=self.mailing_list.name,
             list_slug=self.mailing_list.slug,
             subject=digest.subject,
@@ -358,22 +352,10 @@ class Dispatcher:
                 self._editions[edition_id] = load_controls(connection, edition_id)
         return self._editions[edition_id]
 
-    def _store_links(self, digest: CompiledDigest) -> None:
-        if not digest.links:
-            return
-        with self.engine.begin() as connection:
-            sql = DriverSql(connection)
-            stamp = sql.stamp(DELIVERY.c.created_at, self.clock())
-            sql.many(
-                "INSERT INTO link (hash, url, created_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (hash) DO NOTHING",
-                [(suffix.lstrip("."), url, stamp) for suffix, url in digest.links.items()],
-            )
-
     def _load_topics(self) -> None:
         if not self._topics:
             with self.engine.connect() as connection:
-                self._topics = load_topics(connection)
+                self._topics = topic_views(connection)
 
     def _load_articles(self, ids: set[int]) -> None:
         missing = ids - self._articles.keys()
@@ -381,23 +363,9 @@ class Dispatcher:
             return
         self._load_topics()
         with self.engine.connect() as connection:
-            self._articles.update(load_articles(connection, missing, self._topics))
+            self._articles.update(article_views(connection, missing, self._topics))
 
     def _close_editions(self) -> None:
         """Editions of this list with nothing left to send or retry are `sent`."""
         with self.engine.begin() as connection:
-            sql = DriverSql(connection)
-            m = sql.mark
-            connection.exec_driver_sql(
-                f"UPDATE edition SET status = {m} WHERE list_id = {m} AND status = {m} "
-                f"AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.edition_id = edition.id "
-                f"AND d.status IN ({m}, {m}, {m}))",
-                (
-                    EditionStatus.SENT.value,
-                    self.mailing_list.id,
-                    EditionStatus.SENDING.value,
-                    DeliveryStatus.QUEUED.value,
-                    DeliveryStatus.SENDING.value,
-                    DeliveryStatus.FAILED_TEMPORARY.value,
-                ),
-            )
+            finish_sent(connection, self.mailing_list.id or 0)

@@ -3,7 +3,7 @@
 `MessageTemplate` pre-encodes everything a segment's messages share (From, Subject, List-Id,
 Feedback-ID, MIME structure); `MessageTemplate.build` only adds To, Date, Message-ID,
 List-Unsubscribe and the two base64 bodies, then signs with DKIM when a key is configured.
-No `email.message.EmailMessage` is built per subscriber (see ARCHITECTURE.md, decision 1).
+No `email.message.EmailMessage` is built per subscriber (see docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from sqlmodel import Session
 from digest.config import Settings
 from digest.preview.reader import preview
 from digest.render.renderer import RenderedMessage, Renderer, RenderOptions
-from digest.send.mime import DkimSigner, MessageTemplate, make_message_id
-from digest.send.outcome import Envelope, Outcome, Sender
+from digest.send.one_off import OneOff, one_off_envelope, send_one
+from digest.send.outcome import Outcome, Sender
 from subscribers.lists import get_list
 from subscribers.models import MailingList
 from subscribers.validate import normalize_email
@@ -44,24 +44,12 @@ async def mail_test(
     to: str,
 ) -> Outcome:
     """Send a rendered preview to `to` with "[test]" in the subject (editors' test sends)."""
-    address = normalize_email(to)
-    template = MessageTemplate(
-        settings.sender,
+    message = OneOff(
+        rendered,
         list_name=mailing_list.name,
         list_slug=mailing_list.slug,
-        subject=f"[test] {rendered.subject}",
-        locale=rendered.locale,
-        campaign="test",
+        to_address=normalize_email(to),
         stream="test",
-        signer=DkimSigner.from_settings(settings.dkim, settings.sender),
+        subject_prefix="[test] ",
     )
-    data = template.build(
-        to_address=address,
-        to_name="",
-        html=rendered.html,
-        text=rendered.text,
-        unsubscribe_url=rendered.unsubscribe_url,
-        message_id=make_message_id(settings.sender.list_id_domain),
-    )
-    async with sender:
-        return await sender.send(Envelope(settings.sender.from_address, address, data))
+    return await send_one(sender, one_off_envelope(settings, message))

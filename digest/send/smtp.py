@@ -6,7 +6,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -29,6 +29,7 @@ class Pacer:
     the previous one (0 = no limit). A throttling reply halves the rate (once per episode)
     and pauses every start for `pause` seconds, doubling the pause while throttling goes on
     (up to `max_pause`); after `recovery` calm seconds the rate doubles back towards `base`.
+    `clock` and `sleep` keep its time (tests replace them).
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class Pacer:
         max_pause: float = 300.0,
         recovery: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.base = rate
         self.rate = rate
@@ -48,6 +50,7 @@ class Pacer:
         self._max_pause = max_pause
         self._recovery = recovery
         self._clock = clock
+        self._sleep = sleep
         self._next = 0.0
         self._paused_until = 0.0
         self._last_throttle = float("-inf")
@@ -62,7 +65,7 @@ class Pacer:
         if self.rate > 0:
             self._next = start + 1.0 / self.rate
         if start > now:
-            await asyncio.sleep(start - now)
+            await self._sleep(start - now)
 
     def throttled(self) -> None:
         """The server asked us to slow down."""
@@ -99,7 +102,7 @@ class SmtpSender(SenderLifecycle):
     the connection stays usable; a lost connection is replaced on next use, and the message
     that was in DATA when it dropped comes back `temporary`: it is never re-sent here, since
     the server may have accepted it (the outbox decides). `tls_context` overrides the default
-    certificate checks (a private CA); `throttle_pause`/`recovery` tune the Pacer.
+    certificate checks (a private CA); `pacer` paces message starts (default: at `rate`).
     """
 
     def __init__(
@@ -108,8 +111,7 @@ class SmtpSender(SenderLifecycle):
         *,
         tls_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
-        throttle_pause: float = 5.0,
-        recovery: float = 60.0,
+        pacer: Pacer | None = None,
     ) -> None:
         if settings.tls and settings.starttls:
             raise ConfigError(
@@ -118,7 +120,7 @@ class SmtpSender(SenderLifecycle):
             )
         self.settings = settings
         self.address = f"{settings.host}:{settings.port}"
-        self.pacer = Pacer(settings.rate, pause=throttle_pause, recovery=recovery)
+        self.pacer = pacer or Pacer(settings.rate)
         self.connections_opened = 0
         self._tls_context = tls_context
         self._local_hostname = local_hostname

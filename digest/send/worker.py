@@ -1,15 +1,15 @@
 """`digest worker`: one of many processes sending what the planners queued (PostgreSQL).
 
-A worker claims a batch with `SELECT ... FOR UPDATE SKIP LOCKED` (two workers never wait
-for, nor take, the same rows), moves it to `sending` with a lease (`claimed_by`,
-`lease_until`) in the same transaction, and sends it through the Dispatcher's machinery:
-segments compiled once, one SMTP transaction and one committed outcome per message. While
+A worker claims a batch with `claim_leased` (`digest.send.claim`: `FOR UPDATE SKIP LOCKED`,
+under a lease), and sends it through the Dispatcher's machinery: segments compiled once,
+one SMTP transaction per message, outcomes committed by the recorder's thread. While
 it sends, it renews the lease of the batch's rows still in `sending` every lease / 3, so a
 slow relay never lets another worker take live rows. A worker that dies leaves its rows in
 `sending`; once their lease has run out another worker claims them again, so at most the
-messages it had in flight are sent twice, and none is lost. A database restart does not stop
-a worker: outcomes are retried until the database is back (`Recorder`), claims wait for it;
-a batch it could not finish is left to its lease like a dead worker's.
+messages whose outcomes were not yet committed are sent twice, and none is lost. A database
+restart does not stop a worker: outcomes are retried until the database is back
+(`Recorder`), claims wait for it; a batch it could not finish is left to its lease like a
+dead worker's.
 
 Rate limit: each worker sends at most `[smtp] rate / [workers] count` messages per second
 (per-worker shares, no shared budget): no database round trip per message, no hot row
@@ -25,7 +25,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -34,19 +34,12 @@ from sqlmodel import Session
 
 from digest.clock import utcnow
 from digest.config import Settings
-from digest.db.bulk import DriverSql
-from digest.db.models import DeliveryStatus, EditionStatus
-from digest.db.tables import DELIVERY
 from digest.errors import InvalidInput
+from digest.send.claim import claim_leased, renew_lease
+from digest.send.claimed import Claimed
 from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport
-from digest.send.outbox import (
-    CLAIMED_ROWS,
-    Claimed,
-    OutcomeNotRecorded,
-    claim_past_skips,
-    sort_claimed,
-)
 from digest.send.outcome import Sender
+from digest.send.record import OutcomeNotRecorded
 from subscribers.models import MailingList
 
 logger = logging.getLogger(__name__)
@@ -59,102 +52,6 @@ def worker_name() -> str:
 def share_of_rate(settings: Settings) -> float:
     """This worker's messages per second: `[smtp] rate` split evenly (0 stays unlimited)."""
     return settings.smtp.rate / settings.workers.count
-
-
-def claim_leased(
-    engine: Engine,
-    *,
-    worker: str,
-    now: datetime,
-    limit: int,
-    lease: timedelta,
-    on_skipped: Callable[[int], None] | None = None,
-) -> list[Claimed]:
-    """Take up to `limit` rows: queued, retries now due, and `sending` rows whose lease ran out.
-
-    Rows whose subscription was withdrawn or whose address was suppressed since planning
-    are marked skipped here, never sent. An empty list means nothing is claimable: a batch
-    whose rows were all skipped is followed by the next one. `on_skipped` is told how many
-    rows each claim skipped.
-    """
-    return claim_past_skips(
-        lambda: _claim_leased_once(engine, worker=worker, now=now, limit=limit, lease=lease),
-        on_skipped,
-    )
-
-
-def _claim_leased_once(
-    engine: Engine, *, worker: str, now: datetime, limit: int, lease: timedelta
-) -> tuple[list[Claimed], int, int]:
-    """One claim in one transaction: what was claimed, how many rows it took, and how many
-    of them it skipped."""
-    with engine.begin() as connection:
-        sql = DriverSql(connection)
-        m = sql.mark
-        stamp = sql.stamp(DELIVERY.c.created_at, now)
-        until = sql.stamp(DELIVERY.c.created_at, now + lease)
-        lock = " FOR UPDATE OF d SKIP LOCKED" if connection.dialect.name == "postgresql" else ""
-        ids = [
-            row[0]
-            for row in connection.exec_driver_sql(
-                "SELECT d.id FROM delivery d JOIN edition e ON e.id = d.edition_id "
-                f"WHERE e.status <> {m} AND (d.status = {m} "
-                f"OR (d.status = {m} AND d.next_attempt_at <= {m}) "
-                f"OR (d.status = {m} AND d.lease_until < {m})) "
-                f"ORDER BY d.id LIMIT {int(limit)}{lock}",
-                (
-                    EditionStatus.HELD.value,
-                    DeliveryStatus.QUEUED.value,
-                    DeliveryStatus.FAILED_TEMPORARY.value,
-                    stamp,
-                    DeliveryStatus.SENDING.value,
-                    stamp,
-                ),
-            )
-        ]
-        if not ids:
-            return [], 0, 0
-        marks = sql.marks(len(ids))
-        connection.exec_driver_sql(
-            f"UPDATE delivery SET status = {m}, attempts = attempts + 1, updated_at = {m}, "
-            f"claimed_by = {m}, lease_until = {m} WHERE id IN ({marks})",
-            (DeliveryStatus.SENDING.value, stamp, worker, until, *ids),
-        )
-        rows = connection.exec_driver_sql(
-            f"{CLAIMED_ROWS} WHERE d.id IN ({marks}) ORDER BY d.id", tuple(ids)
-        ).all()
-        claimed, gone = sort_claimed(sql, rows, stamp, attempts_added=0)  # counted above
-        sql.many(
-            "UPDATE delivery SET status = ?, smtp_message = ?, updated_at = ?, "
-            "lease_until = NULL WHERE id = ?",
-            gone,
-        )
-    return claimed, len(ids), len(gone)
-
-
-def renew_lease(
-    engine: Engine, *, worker: str, ids: Sequence[int], now: datetime, lease: timedelta
-) -> int:
-    """Extend to `now + lease` the lease of those of `ids` that `worker` still holds in `sending`.
-
-    Rows already recorded, or taken by another worker after the lease ran out, are left
-    alone. Returns how many rows were renewed."""
-    if not ids:
-        return 0
-    with engine.begin() as connection:
-        sql = DriverSql(connection)
-        m = sql.mark
-        result = connection.exec_driver_sql(
-            f"UPDATE delivery SET lease_until = {m} WHERE claimed_by = {m} AND status = {m} "
-            f"AND id IN ({sql.marks(len(ids))})",
-            (
-                sql.stamp(DELIVERY.c.created_at, now + lease),
-                worker,
-                DeliveryStatus.SENDING.value,
-                *ids,
-            ),
-        )
-        return int(result.rowcount or 0)
 
 
 @dataclass(frozen=True)
@@ -194,9 +91,7 @@ class Worker:
             )
         self.engine = engine
         self.sender = sender
-        self.dispatch = DispatchOptions(
-            **{**dispatch.__dict__, "plan_only": False}  # this is where sending happens
-        )
+        self.dispatch = replace(dispatch, plan_only=False)  # this is where sending happens
         self.options = options
         self.clock = clock
         self.report = DispatchReport()
@@ -217,45 +112,54 @@ class Worker:
     async def run(self, *, once: bool = False, stop: Callable[[], bool] = lambda: False) -> None:
         async with self.sender:
             while not stop():
-                try:
-                    batch = claim_leased(
-                        self.engine,
-                        worker=self.options.name,
-                        now=self.clock(),
-                        limit=self.options.batch,
-                        lease=self.options.lease,
-                        on_skipped=self._skipped,
-                    )
-                except DBAPIError as exc:  # database restarting: wait, reconnect, resume
-                    logger.warning("worker %s: database unavailable: %s", self.options.name, exc)
+                batch = self._claim()
+                if batch is None:  # database restarting: wait, reconnect, resume
                     await self._idle(stop)
-                    continue
-                if not batch:
+                elif not batch:
                     self._close_editions()
                     if once:
                         break
                     await self._idle(stop)
-                    continue
-                try:
-                    await self._send(batch)
-                except (DBAPIError, OutcomeNotRecorded) as exc:
-                    # What was not recorded stays `sending` under our lease, which is no longer
-                    # renewed: it runs out and the rows are claimed again, here or elsewhere.
-                    logger.warning(
-                        "worker %s: database unavailable mid-batch, its unrecorded rows are "
-                        "claimed again in %s: %s",
-                        self.options.name,
-                        self.options.lease,
-                        exc,
-                    )
+                elif not await self._send_logged(batch):
                     await self._idle(stop)
-                    continue
-                logger.info(
-                    "worker %s: batch of %d, sent=%d so far",
-                    self.options.name,
-                    len(batch),
-                    self.report.sent,
-                )
+
+    def _claim(self) -> list[Claimed] | None:
+        """The next batch ([] when nothing is claimable, None when the database is away)."""
+        try:
+            return claim_leased(
+                self.engine,
+                worker=self.options.name,
+                now=self.clock(),
+                limit=self.options.batch,
+                lease=self.options.lease,
+                on_skipped=self._skipped,
+            )
+        except DBAPIError as exc:
+            logger.warning("worker %s: database unavailable: %s", self.options.name, exc)
+            return None
+
+    async def _send_logged(self, batch: Sequence[Claimed]) -> bool:
+        """Send `batch`; False when the database went away meanwhile."""
+        try:
+            await self._send(batch)
+        except (DBAPIError, OutcomeNotRecorded) as exc:
+            # What was not recorded stays `sending` under our lease, which is no longer
+            # renewed: it runs out and the rows are claimed again, here or elsewhere.
+            logger.warning(
+                "worker %s: database unavailable mid-batch, its unrecorded rows are "
+                "claimed again in %s: %s",
+                self.options.name,
+                self.options.lease,
+                exc,
+            )
+            return False
+        logger.info(
+            "worker %s: batch of %d, sent=%d so far",
+            self.options.name,
+            len(batch),
+            self.report.sent,
+        )
+        return True
 
     def _skipped(self, count: int) -> None:
         self.report.skipped_unsubscribed += count
@@ -273,9 +177,8 @@ class Worker:
     def _renewing(self, ids: list[int]) -> Iterator[None]:
         """Every lease / 3, push back the lease of the batch's rows still being sent.
 
-        From a thread, not a task: compiling a batch's segments, or the Recorder waiting for
-        a restarting database, holds the event loop for a while, and the lease must not run
-        out meanwhile."""
+        From a thread, not a task: compiling a batch's segments holds the event loop for a
+        while, and the lease must not run out meanwhile."""
         lease = self.options.lease
         done = threading.Event()
 

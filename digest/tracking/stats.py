@@ -8,21 +8,25 @@ and broken down by reason, never mixed into human opens.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, distinct, func, select
+from sqlalchemy import Connection, Engine, distinct, func, select
 
 from digest.db.models import DeliveryStatus, EventKind
-from digest.db.tables import DELIVERY, EDITION, EVENT, LINK, MAILING_LIST
+from digest.db.tables import DELIVERY, EDITION, EVENT, LINK
 from digest.errors import NotFound
+from subscribers.tables import MAILING_LIST
 
 _ATTEMPTED = (
     DeliveryStatus.SENT.value,
     DeliveryStatus.FAILED_TEMPORARY.value,
     DeliveryStatus.FAILED_PERMANENT.value,
 )
+# Events with the delivery they belong to (and so its edition).
+_EVENTS = EVENT.join(DELIVERY, DELIVERY.c.id == EVENT.c.delivery_id)
 
 
 @dataclass
@@ -77,89 +81,121 @@ def edition_stats(
 ) -> list[EditionStats]:
     """Figures of every edition (of one list, or one edition), newest first."""
     with engine.connect() as connection:
-        query = (
-            select(EDITION.c.id, MAILING_LIST.c.slug, EDITION.c.local_date)
-            .join(MAILING_LIST, MAILING_LIST.c.id == EDITION.c.list_id)
-            .order_by(EDITION.c.local_date.desc(), EDITION.c.id.desc())
-        )
-        if list_slug is not None:
-            query = query.where(MAILING_LIST.c.slug == list_slug)
-        if edition_id is not None:
-            query = query.where(EDITION.c.id == edition_id)
-        editions = {
-            eid: EditionStats(eid, slug, day) for eid, slug, day in connection.execute(query)
-        }
+        editions = _editions(connection, list_slug, edition_id)
         if not editions:
-            if (
-                list_slug is not None
-                and connection.execute(
-                    select(MAILING_LIST.c.id).where(MAILING_LIST.c.slug == list_slug)
-                ).first()
-                is None
-            ):
-                raise NotFound(f"unknown list {list_slug!r}: see `digest lists list`")
-            if edition_id is not None:
-                raise NotFound(
-                    f"no edition {edition_id}" + (f" of {list_slug!r}" if list_slug else "")
-                )
             return []
         ids = list(editions)
-        for eid, status, count in connection.execute(
-            select(DELIVERY.c.edition_id, DELIVERY.c.status, func.count())
-            .where(DELIVERY.c.edition_id.in_(ids))
-            .group_by(DELIVERY.c.edition_id, DELIVERY.c.status)
-        ):
-            stats = editions[eid]
-            if status in _ATTEMPTED:
-                stats.sent += count
-            if status == DeliveryStatus.SENT:
-                stats.delivered += count
-            elif status == DeliveryStatus.FAILED_TEMPORARY:
-                stats.temporary_failures += count
-            elif status == DeliveryStatus.FAILED_PERMANENT:
-                stats.permanent_failures += count
-        joined = EVENT.join(DELIVERY, DELIVERY.c.id == EVENT.c.delivery_id)
-        for eid, kind, machine, count in connection.execute(
-            select(
-                DELIVERY.c.edition_id,
-                EVENT.c.kind,
-                EVENT.c.machine,
-                func.count(distinct(EVENT.c.delivery_id)),
-            )
-            .select_from(joined)
-            .where(DELIVERY.c.edition_id.in_(ids))
-            .group_by(DELIVERY.c.edition_id, EVENT.c.kind, EVENT.c.machine)
-        ):
-            _count(editions[eid], kind, bool(machine), count)
-        for eid, reason, count in connection.execute(
-            select(DELIVERY.c.edition_id, EVENT.c.machine_reason, func.count())
-            .select_from(joined)
-            .where(
-                DELIVERY.c.edition_id.in_(ids),
-                EVENT.c.kind == EventKind.OPEN.value,
-                EVENT.c.machine.is_(True),
-            )
-            .group_by(DELIVERY.c.edition_id, EVENT.c.machine_reason)
-        ):
-            editions[eid].machine_reasons[reason or "unknown"] = count
-        links: dict[int, list[LinkClicks]] = defaultdict(list)
-        clicks = func.count(distinct(EVENT.c.delivery_id))
-        for eid, url, count in connection.execute(
-            select(DELIVERY.c.edition_id, LINK.c.url, clicks)
-            .select_from(joined.join(LINK, LINK.c.hash == EVENT.c.link_hash))
-            .where(
-                DELIVERY.c.edition_id.in_(ids),
-                EVENT.c.kind == EventKind.CLICK.value,
-                EVENT.c.machine.is_(False),
-            )
-            .group_by(DELIVERY.c.edition_id, LINK.c.url)
-            .order_by(DELIVERY.c.edition_id, clicks.desc(), LINK.c.url)
-        ):
-            if len(links[eid]) < top_links:
-                links[eid].append(LinkClicks(url, count))
-        for eid, found in links.items():
-            editions[eid].top_links = found
+        _count_deliveries(connection, editions, ids)
+        _count_events(connection, editions, ids)
+        _count_machine_reasons(connection, editions, ids)
+        _find_top_links(connection, editions, ids, top_links)
     return list(editions.values())
+
+
+def _editions(
+    connection: Connection, list_slug: str | None, edition_id: int | None
+) -> dict[int, EditionStats]:
+    """Empty figures of the editions asked for, newest first; NotFound for an unknown list or
+    edition."""
+    query = (
+        select(EDITION.c.id, MAILING_LIST.c.slug, EDITION.c.local_date)
+        .join(MAILING_LIST, MAILING_LIST.c.id == EDITION.c.list_id)
+        .order_by(EDITION.c.local_date.desc(), EDITION.c.id.desc())
+    )
+    if list_slug is not None:
+        query = query.where(MAILING_LIST.c.slug == list_slug)
+    if edition_id is not None:
+        query = query.where(EDITION.c.id == edition_id)
+    editions = {eid: EditionStats(eid, slug, day) for eid, slug, day in connection.execute(query)}
+    if editions:
+        return editions
+    if (
+        list_slug is not None
+        and connection.execute(
+            select(MAILING_LIST.c.id).where(MAILING_LIST.c.slug == list_slug)
+        ).first()
+        is None
+    ):
+        raise NotFound(f"unknown list {list_slug!r}: see `digest lists list`")
+    if edition_id is not None:
+        raise NotFound(f"no edition {edition_id}" + (f" of {list_slug!r}" if list_slug else ""))
+    return editions
+
+
+def _count_deliveries(
+    connection: Connection, editions: Mapping[int, EditionStats], ids: list[int]
+) -> None:
+    for eid, status, count in connection.execute(
+        select(DELIVERY.c.edition_id, DELIVERY.c.status, func.count())
+        .where(DELIVERY.c.edition_id.in_(ids))
+        .group_by(DELIVERY.c.edition_id, DELIVERY.c.status)
+    ):
+        stats = editions[eid]
+        if status in _ATTEMPTED:
+            stats.sent += count
+        if status == DeliveryStatus.SENT:
+            stats.delivered += count
+        elif status == DeliveryStatus.FAILED_TEMPORARY:
+            stats.temporary_failures += count
+        elif status == DeliveryStatus.FAILED_PERMANENT:
+            stats.permanent_failures += count
+
+
+def _count_events(
+    connection: Connection, editions: Mapping[int, EditionStats], ids: list[int]
+) -> None:
+    """Opens, clicks, unsubscribes and complaints: unique per delivery."""
+    for eid, kind, machine, count in connection.execute(
+        select(
+            DELIVERY.c.edition_id,
+            EVENT.c.kind,
+            EVENT.c.machine,
+            func.count(distinct(EVENT.c.delivery_id)),
+        )
+        .select_from(_EVENTS)
+        .where(DELIVERY.c.edition_id.in_(ids))
+        .group_by(DELIVERY.c.edition_id, EVENT.c.kind, EVENT.c.machine)
+    ):
+        _count(editions[eid], kind, bool(machine), count)
+
+
+def _count_machine_reasons(
+    connection: Connection, editions: Mapping[int, EditionStats], ids: list[int]
+) -> None:
+    for eid, reason, count in connection.execute(
+        select(DELIVERY.c.edition_id, EVENT.c.machine_reason, func.count())
+        .select_from(_EVENTS)
+        .where(
+            DELIVERY.c.edition_id.in_(ids),
+            EVENT.c.kind == EventKind.OPEN.value,
+            EVENT.c.machine.is_(True),
+        )
+        .group_by(DELIVERY.c.edition_id, EVENT.c.machine_reason)
+    ):
+        editions[eid].machine_reasons[reason or "unknown"] = count
+
+
+def _find_top_links(
+    connection: Connection, editions: Mapping[int, EditionStats], ids: list[int], top_links: int
+) -> None:
+    """The `top_links` links most followed by people, per edition."""
+    links: dict[int, list[LinkClicks]] = defaultdict(list)
+    clicks = func.count(distinct(EVENT.c.delivery_id))
+    for eid, url, count in connection.execute(
+        select(DELIVERY.c.edition_id, LINK.c.url, clicks)
+        .select_from(_EVENTS.join(LINK, LINK.c.hash == EVENT.c.link_hash))
+        .where(
+            DELIVERY.c.edition_id.in_(ids),
+            EVENT.c.kind == EventKind.CLICK.value,
+            EVENT.c.machine.is_(False),
+        )
+        .group_by(DELIVERY.c.edition_id, LINK.c.url)
+        .order_by(DELIVERY.c.edition_id, clicks.desc(), LINK.c.url)
+    ):
+        if len(links[eid]) < top_links:
+            links[eid].append(LinkClicks(url, count))
+    for eid, found in links.items():
+        editions[eid].top_links = found
 
 
 def _count(stats: EditionStats, kind: str, machine: bool, count: int) -> None:

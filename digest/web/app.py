@@ -77,29 +77,8 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
 ) -> FastAPI:
     """The app over an engine at the current schema; events are flushed when it stops."""
-    web_settings = settings.web
-    events = EventWriter(
-        engine,
-        flush_seconds=web_settings.event_flush_seconds,
-        batch=web_settings.event_batch,
-        max_pending=web_settings.event_max_pending,
-        machine_seconds=web_settings.machine_seconds,
-    )
-    pages = Pages(
-        publisher=settings.render.publisher_name,
-        publisher_en=settings.render.publisher_name_en,
-        default_locale=settings.digest.locale,
-        digits=settings.render.digits,
-    )
-    web = WebContext(
-        settings=settings,
-        engine=engine,
-        events=events,
-        pages=pages,
-        limiter=RateLimiter(web_settings.subscribe_rate, web_settings.subscribe_window_seconds),
-        sender_factory=sender_factory or (lambda: SmtpSender(settings.smtp)),
-        clock=clock,
-    )
+    web = _context(settings, engine, sender_factory, clock)
+    events, pages = web.events, web.pages
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -131,10 +110,44 @@ def create_app(
         app.include_router(module.router)
     _problems(app, pages)
     app.add_middleware(
-        BodyLimit, limit=web_settings.max_body_bytes, too_large=lambda: pages.problem("too_large")
+        BodyLimit,
+        limit=settings.web.max_body_bytes,
+        too_large=lambda: pages.problem("too_large"),
     )
     app.add_middleware(tracking.PixelFastPath, web=web)  # outermost: the hottest path
     return app
+
+
+def _context(
+    settings: Settings,
+    engine: Engine,
+    sender_factory: Callable[[], Sender] | None,
+    clock: Callable[[], datetime],
+) -> WebContext:
+    """What every route shares: the event writer, the pages, the rate limiter, a sender."""
+    web_settings = settings.web
+    events = EventWriter(
+        engine,
+        flush_seconds=web_settings.event_flush_seconds,
+        batch=web_settings.event_batch,
+        max_pending=web_settings.event_max_pending,
+        machine_seconds=web_settings.machine_seconds,
+    )
+    pages = Pages(
+        publisher=settings.render.publisher_name,
+        publisher_en=settings.render.publisher_name_en,
+        default_locale=settings.digest.locale,
+        digits=settings.render.digits,
+    )
+    return WebContext(
+        settings=settings,
+        engine=engine,
+        events=events,
+        pages=pages,
+        limiter=RateLimiter(web_settings.subscribe_rate, web_settings.subscribe_window_seconds),
+        sender_factory=sender_factory or (lambda: SmtpSender(settings.smtp)),
+        clock=clock,
+    )
 
 
 def _problems(app: FastAPI, pages: Pages) -> None:

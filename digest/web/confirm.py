@@ -2,75 +2,68 @@
 
 A GET (a link scanner, a prefetching mail client) never confirms anyone; the POST carries a
 signed form token and stores the time, IP address, user agent and consent text version.
+The POST that activates the subscription also mails the welcome, after the answer: only
+that one, so nobody is welcomed twice, and a welcome that cannot be sent is logged, never
+a reason to undo or refuse the confirmation.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+import logging
+
+from fastapi import APIRouter, BackgroundTasks, Request, Response
+from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from digest.db.engine import session_scope
 from digest.db.models import EventKind
 from digest.errors import NotFound
-from digest.tracking.tokens import BadToken, Purpose
+from digest.send.confirmations import welcome_envelope
+from digest.send.one_off import send_one
+from digest.tracking.tokens import Purpose
 from digest.web.context import (
-    FormExpired,
+    Linked,
     Web,
     WebContext,
+    checked_form,
     client_ip,
-    field_value,
-    read_form,
+    find_membership,
+    open_link,
     user_agent,
 )
 from digest.web.events import PendingEvent
-from subscribers.consent import Confirmed, Membership, confirm, membership
-from subscribers.models import SubscriptionStatus
+from subscribers.consent import Confirmed, Membership, confirm
+from subscribers.models import Subscription, SubscriptionStatus
 from subscribers.people import Consent
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 FORM = "confirm"
 
 
 @router.get("/confirm/{token}", include_in_schema=False)
 async def confirm_page(token: str, web: Web) -> Response:
-    try:
-        subscriber_id, list_id = web.ids(Purpose.CONFIRM, token)
-        found = await run_in_threadpool(_find, web, subscriber_id, list_id)
-    except (BadToken, NotFound):
-        return web.pages.problem("invalid_link")
-    status = found.subscription.status
+    link = await open_link(web, Purpose.CONFIRM, token, find_membership)
+    if isinstance(link, Response):
+        return link
+    status = link.found.subscription.status
     if status == SubscriptionStatus.UNSUBSCRIBED:
-        return web.pages.problem("invalid_link", found.subscriber.locale)
+        return web.pages.problem("invalid_link", link.found.subscriber.locale)
     if status == SubscriptionStatus.ACTIVE:
-        return _confirmed(web, found, already=True)
-    return web.pages.render(
-        "confirm",
-        found.subscriber.locale,
-        list_name=found.mailing_list.name,
-        csrf=web.forms.make(FORM, subscriber_id, list_id),
-        expired=False,
-    )
+        return _confirmed(web, link.found, already=True)
+    return _form(web, link)
 
 
 @router.post("/confirm/{token}", include_in_schema=False)
-async def confirm_post(token: str, request: Request, web: Web) -> Response:
-    try:
-        subscriber_id, list_id = web.ids(Purpose.CONFIRM, token)
-        found = await run_in_threadpool(_find, web, subscriber_id, list_id)
-    except (BadToken, NotFound):
-        return web.pages.problem("invalid_link")
-    form = await read_form(request)
-    try:
-        web.forms.check(field_value(form, "csrf"), FORM, subscriber_id, list_id)
-    except FormExpired:
-        return web.pages.render(
-            "confirm",
-            found.subscriber.locale,
-            status=400,
-            list_name=found.mailing_list.name,
-            csrf=web.forms.make(FORM, subscriber_id, list_id),
-            expired=True,
-        )
+async def confirm_post(
+    token: str, request: Request, web: Web, background: BackgroundTasks
+) -> Response:
+    link = await open_link(web, Purpose.CONFIRM, token, find_membership)
+    if isinstance(link, Response):
+        return link
+    if await checked_form(web, request, FORM, link) is None:
+        return _form(web, link, expired=True)
+    found = link.found
     consent = Consent(
         found.subscription.source,
         client_ip(request),
@@ -78,7 +71,7 @@ async def confirm_post(token: str, request: Request, web: Web) -> Response:
         web.settings.web.consent_version,
     )
     try:
-        result = await run_in_threadpool(_confirm, web, subscriber_id, list_id, consent)
+        result = await run_in_threadpool(_confirm, web, link, consent)
     except NotFound:
         return web.pages.problem("invalid_link", found.subscriber.locale)
     if result == Confirmed.CONFIRMED:
@@ -86,13 +79,52 @@ async def confirm_post(token: str, request: Request, web: Web) -> Response:
             PendingEvent(
                 EventKind.CONFIRM,
                 web.clock(),
-                subscriber_id=subscriber_id,
-                list_id=list_id,
+                subscriber_id=link.subscriber_id,
+                list_id=link.list_id,
                 user_agent=consent.user_agent or "",
                 ip=consent.ip,
             )
         )
+        background.add_task(send_welcome, web, link.subscriber_id, link.list_id)
     return _confirmed(web, found, already=result == Confirmed.ALREADY)
+
+
+async def send_welcome(web: WebContext, subscriber_id: int, list_id: int) -> None:
+    """Mail the welcome of a subscription just confirmed; a failure is logged, nothing more."""
+    try:
+        envelope = await run_in_threadpool(
+            lambda: welcome_envelope(
+                web.engine,
+                web.settings,
+                subscriber_id=subscriber_id,
+                list_id=list_id,
+                renderer=web.renderer,
+                now=web.clock(),
+            )
+        )
+        outcome = await send_one(web.sender_factory(), envelope)
+    except Exception:  # the subscription is confirmed whatever happens to its welcome
+        log.exception("welcome email of subscriber %s on list %s not sent", subscriber_id, list_id)
+        return
+    if outcome.status != "sent":
+        log.warning(
+            "welcome email of subscriber %s on list %s refused: %s %r",
+            subscriber_id,
+            list_id,
+            outcome.code,
+            outcome.message,
+        )
+
+
+def _form(web: WebContext, link: Linked[Membership], *, expired: bool = False) -> Response:
+    return web.pages.render(
+        "confirm",
+        link.found.subscriber.locale,
+        status=400 if expired else 200,
+        list_name=link.found.mailing_list.name,
+        csrf=web.forms.make(FORM, link.subscriber_id, link.list_id),
+        expired=expired,
+    )
 
 
 def _confirmed(web: WebContext, found: Membership, *, already: bool) -> Response:
@@ -108,11 +140,16 @@ def _confirmed(web: WebContext, found: Membership, *, already: bool) -> Response
     )
 
 
-def _find(web: WebContext, subscriber_id: int, list_id: int) -> Membership:
+def _confirm(web: WebContext, link: Linked[Membership], consent: Consent) -> Confirmed:
     with session_scope(web.engine) as session:
-        return membership(session, subscriber_id, list_id)
-
-
-def _confirm(web: WebContext, subscriber_id: int, list_id: int, consent: Consent) -> Confirmed:
-    with session_scope(web.engine) as session:
-        return confirm(session, subscriber_id=subscriber_id, list_id=list_id, consent=consent)
+        # Two POSTs at once: the second waits for the first (PostgreSQL row lock) and then
+        # finds the subscription active, so only one of them confirms it and welcomes.
+        session.exec(
+            select(Subscription.id)
+            .where(Subscription.subscriber_id == link.subscriber_id)
+            .where(Subscription.list_id == link.list_id)
+            .with_for_update()
+        ).first()
+        return confirm(
+            session, subscriber_id=link.subscriber_id, list_id=link.list_id, consent=consent
+        )

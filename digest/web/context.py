@@ -1,33 +1,39 @@
-"""What every route shares: settings, engine, signer, pages, the event writer; request helpers."""
+"""What every route shares: settings, engine, signer, pages, the event writer; request helpers,
+and the opening of every signed-link route (token -> subscription -> form token)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Generic, TypeVar
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.formparsers import MultiPartException
 
 from digest.clock import utcnow
 from digest.config import Settings
+from digest.db.engine import session_scope
 from digest.db.models import EventKind
-from digest.errors import DigestError
+from digest.errors import DigestError, NotFound
 from digest.render.renderer import Renderer, RenderOptions
 from digest.send.outcome import Sender
 from digest.tracking.tokens import BadToken, Purpose, Signer
 from digest.web.events import EventWriter, PendingEvent
 from digest.web.pages import Pages
 from digest.web.ratelimit import RateLimiter
+from subscribers.consent import Membership, membership
 
 USER_AGENT_CHARS = 300
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+T = TypeVar("T")
 
 
 class FormExpired(DigestError):
@@ -49,6 +55,7 @@ class WebContext:
     limiter: RateLimiter
     sender_factory: Callable[[], Sender]
     clock: Callable[[], datetime] = utcnow
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests record the waits
     signer: Signer = field(init=False)
     forms: FormTokens = field(init=False)
 
@@ -82,6 +89,47 @@ class WebContext:
                 ip=client_ip(request),
             )
         )
+
+
+@dataclass(frozen=True)
+class Linked(Generic[T]):
+    """The subscription a signed link names, and what the route loaded for it."""
+
+    subscriber_id: int
+    list_id: int
+    found: T
+
+
+async def open_link(
+    web: WebContext, purpose: Purpose, token: str, load: Callable[[WebContext, int, int], T]
+) -> Linked[T] | Response:
+    """The ids of `token` and `load(web, subscriber_id, list_id)` (run in a worker thread);
+    the "invalid link" page for a token that is not ours or a subscription that is gone."""
+    try:
+        subscriber_id, list_id = web.ids(purpose, token)
+        found = await run_in_threadpool(load, web, subscriber_id, list_id)
+    except (BadToken, NotFound):
+        return web.pages.problem("invalid_link")
+    return Linked(subscriber_id, list_id, found)
+
+
+async def checked_form(
+    web: WebContext, request: Request, form: str, link: Linked[T]
+) -> FormData | None:
+    """The posted form when it carries a fresh token of form `form` for this subscription;
+    None when the token is missing, stale or not for it (show the form again)."""
+    posted = await read_form(request)
+    try:
+        web.forms.check(field_value(posted, "csrf"), form, link.subscriber_id, link.list_id)
+    except FormExpired:
+        return None
+    return posted
+
+
+def find_membership(web: WebContext, subscriber_id: int, list_id: int) -> Membership:
+    """The subscriber, list and subscription of a link (a `load` for `open_link`)."""
+    with session_scope(web.engine) as session:
+        return membership(session, subscriber_id, list_id)
 
 
 def get_web(request: Request) -> WebContext:

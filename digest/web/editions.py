@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from digest.catalog.articles import edition_articles
 from digest.db.engine import session_scope
 from digest.db.models import Topic
 from digest.editions import workflow as editions
@@ -31,8 +32,8 @@ from digest.preview.edition import (
     render_preview,
     subscriber_segment,
 )
-from digest.render.data import Segment
 from digest.render.renderer import RenderedMessage
+from digest.selection.segments import Segment
 from digest.send.proof import mail_test
 from digest.web.context import Web, WebContext, field_value, read_form
 from digest.web.editor_auth import SignedIn, csrf_ok, signed_in, to_login
@@ -162,7 +163,7 @@ def _page(web: WebContext, edition_id: int, key: str, email: str) -> dict[str, A
     found = overview(web.engine, web.settings, edition_id, now=now)
     with session_scope(web.engine) as session:
         history = editions.actions(session, edition_id)
-        window = editions.window_articles(session, found.edition)
+        window = edition_articles(session, found.mailing_list, found.edition.local_date)
         topics = _topics(session, found.mailing_list)
     slugs = {t.id: t.slug for t in topics}
     preview, email_problem = None, ""

@@ -8,7 +8,6 @@ failed, gets the same page after the same delay: no account enumeration.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from dataclasses import dataclass
 from functools import cache
@@ -128,7 +127,7 @@ async def login(request: Request, web: Web) -> Response:
     email, password = field_value(form, "email").strip(), field_value(form, "password")
     editor = await run_in_threadpool(_authenticate, web, email, password)
     if editor is None:
-        await asyncio.sleep(LOGIN_DELAY)
+        await web.sleep(LOGIN_DELAY)
         return _login_page(web, error="wrong", status=400, email=email)
     response = RedirectResponse(HOME, status_code=303)
     response.set_cookie(

@@ -23,8 +23,9 @@ from sqlalchemy import Connection, Engine, select
 
 from digest.db.bulk import DriverSql
 from digest.db.models import DeliveryStatus, EventKind
-from digest.db.tables import DELIVERY, EVENT, SUBSCRIBER
+from digest.db.tables import DELIVERY, EVENT
 from digest.tracking.machines import too_soon
+from subscribers.tables import SUBSCRIBER
 
 log = logging.getLogger(__name__)
 _CHUNK = 500  # ids per IN (...) query

@@ -16,20 +16,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from digest.db.engine import session_scope
-from digest.errors import NotFound
-from digest.tracking.tokens import BadToken, Purpose
+from digest.tracking.tokens import Purpose
 from digest.web.context import (
-    FormExpired,
     Web,
     WebContext,
+    checked_form,
     client_ip,
     field_value,
-    read_form,
+    open_link,
     user_agent,
 )
 from subscribers.consent import resubscribe, withdraw
 from subscribers.people import Consent, Suppressed
 from subscribers.preferences import (
+    Choices,
     PreferenceError,
     Preferences,
     load_preferences,
@@ -60,25 +60,20 @@ class Choice:
 
 @router.get("/p/{token}", include_in_schema=False)
 async def preferences_page(token: str, web: Web) -> Response:
-    try:
-        ids = web.ids(Purpose.PREFERENCES, token)
-        prefs = await run_in_threadpool(_load, web, *ids)
-    except (BadToken, NotFound):
-        return web.pages.problem("invalid_link")
-    return _page(web, prefs)
+    link = await open_link(web, Purpose.PREFERENCES, token, _load)
+    if isinstance(link, Response):
+        return link
+    return _page(web, link.found)
 
 
 @router.post("/p/{token}", include_in_schema=False)
 async def save(token: str, request: Request, web: Web) -> Response:
-    try:
-        subscriber_id, list_id = web.ids(Purpose.PREFERENCES, token)
-        prefs = await run_in_threadpool(_load, web, subscriber_id, list_id)
-    except (BadToken, NotFound):
-        return web.pages.problem("invalid_link")
-    form = await read_form(request)
-    try:
-        web.forms.check(field_value(form, "csrf"), FORM, subscriber_id, list_id)
-    except FormExpired:
+    link = await open_link(web, Purpose.PREFERENCES, token, _load)
+    if isinstance(link, Response):
+        return link
+    subscriber_id, list_id, prefs = link.subscriber_id, link.list_id, link.found
+    form = await checked_form(web, request, FORM, link)
+    if form is None:
         return _page(web, prefs, status=400, error="expired_form")
     choice = _choice(form)
     if choice is None:
@@ -168,14 +163,9 @@ def _load(web: WebContext, subscriber_id: int, list_id: int) -> Preferences:
 
 def _save(web: WebContext, subscriber_id: int, list_id: int, choice: Choice) -> Preferences:
     with session_scope(web.engine) as session:
+        choices = Choices(choice.topic_ids, choice.hour, choice.timezone, choice.locale)
         return save_preferences(
-            session,
-            subscriber_id=subscriber_id,
-            list_id=list_id,
-            topic_ids=choice.topic_ids,
-            hour=choice.hour,
-            timezone=choice.timezone,
-            locale=choice.locale,
+            session, subscriber_id=subscriber_id, list_id=list_id, choices=choices
         )
 
 

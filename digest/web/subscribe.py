@@ -16,11 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from digest.db.engine import session_scope
 from digest.errors import InvalidInput, NotFound
 from digest.send.confirmations import confirmation_envelope
+from digest.send.one_off import send_one
 from digest.web.context import Web, WebContext, client_ip, field_value, read_form, user_agent
 from subscribers.consent import request_subscription
 from subscribers.lists import get_list
 from subscribers.models import MailingList
-from subscribers.people import Consent, Suppressed
+from subscribers.people import Consent, Person, Suppressed
 from subscribers.validate import normalize_email
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,10 @@ async def subscribe(request: Request, web: Web) -> Response:
     except InvalidInput:
         return _form(web, mailing_list, locale, status=400, error=True, email=email)
     consent = Consent("web", ip, user_agent(request), web.settings.web.consent_version)
+    name = field_value(form, "name")[:200]
+    person = Person(email, web.settings.digest.timezone, name=name, locale=locale)
     try:
-        ids = await run_in_threadpool(
-            _request, web, mailing_list, email, field_value(form, "name")[:200], locale, consent
-        )
+        ids = await run_in_threadpool(_request, web, mailing_list, person, consent)
     except Suppressed:
         ids = None
     if ids is not None:
@@ -72,8 +73,7 @@ async def subscribe(request: Request, web: Web) -> Response:
                 renderer=web.renderer,
             )
         )
-        async with web.sender_factory() as sender:
-            outcome = await sender.send(envelope)
+        outcome = await send_one(web.sender_factory(), envelope)
         if outcome.status != "sent":
             log.warning("confirmation email refused: %s %r", outcome.code, outcome.message)
             return web.pages.problem("unavailable", locale)
@@ -112,24 +112,11 @@ def _public_list(web: WebContext, slug: str) -> MailingList | None:
 
 
 def _request(
-    web: WebContext,
-    mailing_list: MailingList,
-    email: str,
-    name: str,
-    locale: str,
-    consent: Consent,
+    web: WebContext, mailing_list: MailingList, person: Person, consent: Consent
 ) -> tuple[int, int] | None:
     """(subscriber id, list id) when a confirmation must be mailed, else None."""
     with session_scope(web.engine) as session:
-        request = request_subscription(
-            session,
-            email=email,
-            mailing_list=mailing_list,
-            name=name,
-            locale=locale,
-            timezone=web.settings.digest.timezone,
-            consent=consent,
-        )
+        request = request_subscription(session, person, mailing_list, consent=consent)
         if not request.send_confirmation:
             return None
         return request.subscription.subscriber_id, request.subscription.list_id

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from digest.db.engine import session_scope
 from digest.errors import NotFound
 from digest.tracking.tokens import BadToken, Purpose
-from digest.web.context import Web, WebContext, field_value, read_form
+from digest.web.context import Web, WebContext, field_value, find_membership, open_link, read_form
 from subscribers.consent import Membership, membership, withdraw
 
 router = APIRouter()
@@ -23,10 +23,10 @@ ONE_CLICK = ("List-Unsubscribe", "One-Click")
 
 @router.get("/u/{token}", include_in_schema=False)
 async def unsubscribe_page(token: str, web: Web) -> Response:
-    try:
-        found = await run_in_threadpool(_find, web, token)
-    except (BadToken, NotFound):
-        return web.pages.problem("invalid_link")
+    link = await open_link(web, Purpose.UNSUBSCRIBE, token, find_membership)
+    if isinstance(link, Response):
+        return link
+    found = link.found
     return web.pages.render(
         "unsubscribe",
         found.subscriber.locale,
@@ -58,12 +58,6 @@ async def one_click(token: str, request: Request, web: Web) -> Response:
         every_list=False,
         preferences_url=_preferences_url(web, found),
     )
-
-
-def _find(web: WebContext, token: str) -> Membership:
-    subscriber_id, list_id = web.ids(Purpose.UNSUBSCRIBE, token)
-    with session_scope(web.engine) as session:
-        return membership(session, subscriber_id, list_id)
 
 
 def _withdraw(web: WebContext, subscriber_id: int, list_id: int) -> tuple[Membership, list[int]]:

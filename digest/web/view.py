@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
@@ -32,7 +34,7 @@ async def view(token: str, web: Web) -> Response:
         if len(ids) != 1:
             raise BadToken()
         rendered = await run_in_threadpool(
-            render_delivery, web.engine, web.renderer, web.signer, ids[0]
+            partial(render_delivery, now=web.clock()), web.engine, web.renderer, web.signer, ids[0]
         )
     except (BadToken, NotFound):
         return web.pages.problem("invalid_link")

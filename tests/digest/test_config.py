@@ -8,7 +8,7 @@ import pytest
 
 from digest.config import load_settings
 from digest.errors import ConfigError
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from digest.config import Settings
 from digest.demo import run_demo
-from tests.conftest import Cli
+from tests.helpers.cli import Cli
 
 
 def test_demo_runs_twice_and_delivers_over_real_smtp(tmp_path: Path, settings: Settings) -> None:

@@ -11,7 +11,7 @@ from digest import samples
 from digest.ingest.documents import parse_document
 from digest.text.arabic import is_mostly_arabic
 from digest.text.sanitize import html_to_text
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 
 def test_sample_feed_is_a_valid_arabic_rss_feed_of_several_topics() -> None:

@@ -12,7 +12,7 @@ from digest.catalog.topics import add_topic
 from digest.db.models import Article, ArticleTopic, Topic
 from subscribers.lists import create_list
 from subscribers.models import MailingList
-from subscribers.people import subscribe
+from subscribers.people import Consent, Person, subscribe
 
 
 @dataclass
@@ -55,14 +55,11 @@ def add_reader(
 ) -> None:
     subscribe(
         session,
-        email=email,
-        mailing_list=world.daily,
-        name=name,
+        Person(email, timezone, name=name, locale=locale),
+        world.daily,
         topic_ids=[world.topic_id(t) for t in topics],
-        timezone=timezone,
         hour=hour,
-        locale=locale,
-        confirmed=True,
+        consent=Consent(confirmed=True),
     )
     session.commit()
 

@@ -13,7 +13,7 @@ from digest.catalog.topics import add_topic
 from subscribers.imports import CsvError, ImportOptions, import_csv, write_rejects
 from subscribers.lists import create_list
 from subscribers.models import MailingList, Subscriber, Subscription, SubscriptionTopic
-from subscribers.people import subscribe, suppress, unsubscribe
+from subscribers.people import Person, subscribe, suppress, unsubscribe
 
 OPTIONS = ImportOptions(default_timezone="Asia/Riyadh")
 HEADER = "email,name,topics,timezone,hour\n"
@@ -128,7 +128,7 @@ def test_suppressed_and_withdrawn_are_not_resubscribed(
     tmp_path: Path, engine: Engine, session: Session, daily: MailingList, topics: dict[str, int]
 ) -> None:
     suppress(session, "bounced@example.org", "hard_bounce")
-    subscribe(session, email="left@example.org", mailing_list=daily, timezone="Asia/Riyadh")
+    subscribe(session, Person("left@example.org", "Asia/Riyadh"), daily)
     unsubscribe(session, "left@example.org")
     session.commit()
     path = _csv(tmp_path, "bounced@example.org,,,,\nleft@example.org,,,,\nnew@example.org,,,,\n")
@@ -189,15 +189,15 @@ def test_failed_batch_leaves_no_partial_rows(
     import subscribers.imports as module
 
     calls = {"n": 0}
-    real = module._write_batch
+    real = module._BatchWriter.write
 
-    def flaky(connection, rows, list_id, options, report):  # type: ignore[no-untyped-def]
+    def flaky(self, rows):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        real(connection, rows, list_id, options, report)
+        real(self, rows)
         if calls["n"] == 2:
             raise RuntimeError("disk full")
 
-    monkeypatch.setattr(module, "_write_batch", flaky)
+    monkeypatch.setattr(module._BatchWriter, "write", flaky)
     path = _csv(tmp_path, "".join(f"u{i}@example.org,,politics,,\n" for i in range(25)))
     with pytest.raises(RuntimeError):
         import_csv(engine, path, daily, topics, ImportOptions("Asia/Riyadh", batch_size=10))

@@ -11,6 +11,7 @@ from subscribers.lists import create_list
 from subscribers.models import Subscriber, Subscription, SubscriptionTopic
 from subscribers.people import (
     Consent,
+    Person,
     Suppressed,
     check_topics_offered,
     describe,
@@ -25,9 +26,8 @@ def test_double_opt_in_list_waits_for_confirmation(session: Session) -> None:
     mailing_list = create_list(session, slug="weekly", name="أسبوعية", double_opt_in=True)
     sub = subscribe(
         session,
-        email="a@example.org",
-        mailing_list=mailing_list,
-        timezone="Asia/Riyadh",
+        Person("a@example.org", "Asia/Riyadh"),
+        mailing_list,
         consent=Consent("web", "203.0.113.9", "UA", "2"),
     )
     assert (sub.status, sub.confirmed_at, sub.ip, sub.consent_version) == (
@@ -38,10 +38,9 @@ def test_double_opt_in_list_waits_for_confirmation(session: Session) -> None:
     )
     again = subscribe(
         session,
-        email="a@example.org",
-        mailing_list=mailing_list,
-        timezone="Asia/Riyadh",
-        confirmed=True,
+        Person("a@example.org", "Asia/Riyadh"),
+        mailing_list,
+        consent=Consent(confirmed=True),
     )
     assert again.id == sub.id and again.status == "active" and again.confirmed_at is not None
 
@@ -53,9 +52,8 @@ def test_unsubscribe_keeps_record_and_remove_erases_everything(session: Session)
     for mailing_list in (one, two):
         subscribe(
             session,
-            email="a@example.org",
-            mailing_list=mailing_list,
-            timezone="Asia/Riyadh",
+            Person("a@example.org", "Asia/Riyadh"),
+            mailing_list,
             topic_ids=[topic.id or 0],
         )
     assert unsubscribe(session, "a@example.org", ["one"]) == 1
@@ -76,7 +74,7 @@ def test_suppressed_address_cannot_subscribe(session: Session) -> None:
     suppress(session, "x@Example.org", "complaint")
     suppress(session, "x@example.org", "complaint")  # idempotent
     with pytest.raises(Suppressed, match="suppressed"):
-        subscribe(session, email="x@EXAMPLE.org", mailing_list=mailing_list, timezone="UTC")
+        subscribe(session, Person("x@EXAMPLE.org", "UTC"), mailing_list)
     with pytest.raises(InvalidInput):
         suppress(session, "y@example.org", "bored")
 

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from digest.db.models import Edition
 from digest.editions.editors import authenticate
-from tests.conftest import Cli
+from tests.helpers.cli import Cli
 from tests.helpers.world import add_article, add_reader, make_world
 
 

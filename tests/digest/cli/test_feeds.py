@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from digest import samples
-from tests.conftest import Cli
+from tests.helpers.cli import Cli
 from tests.helpers.feed_docs import rss
 from tests.helpers.feed_server import Route, serving
 

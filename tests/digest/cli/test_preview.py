@@ -8,10 +8,11 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from digest.db.models import Article, ArticleTopic, Topic
-from tests.conftest import Cli
+from tests.helpers.cli import Cli
 from tests.helpers.render_samples import parse
 
 SEND = datetime(2026, 11, 28, 4, tzinfo=UTC)  # 07:00 in Riyadh
+EARLY = (SEND - timedelta(hours=3)).isoformat()  # the editor previews the day before its hour
 
 
 def _setup(cli: Cli, session: Session) -> None:
@@ -43,7 +44,7 @@ def test_preview_writes_the_html_a_topic_mix_gets(
     out = tmp_path / "preview.html"
     result = cli.ok(
         "preview", "--list", "daily", "--topics", "economy,tech", "--date", "2026-11-28",
-        "-o", str(out),
+        "--now", EARLY, "-o", str(out),
     )  # fmt: skip
     assert "2 articles" in result.stderr
     parsed = parse(out.read_text(encoding="utf-8"))
@@ -61,7 +62,7 @@ def test_preview_text_for_a_subscriber_on_stdout(cli: Cli, session: Session) -> 
     _setup(cli, session)
     result = cli.ok(
         "preview", "--list", "daily", "--subscriber", "jane@example.org", "--date", "2026-11-28",
-        "--text",
+        "--now", EARLY, "--text",
     )  # fmt: skip
     assert result.stdout.startswith("Example News")
     assert "Hello Jane," in result.stdout

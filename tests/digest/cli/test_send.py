@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from tests.conftest import Cli
+from tests.helpers.cli import Cli
 from tests.helpers.smtp_sink import SmtpSink
 from tests.helpers.world import add_article, add_reader, make_world
 

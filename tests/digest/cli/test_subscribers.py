@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, Cli
+from tests.helpers.cli import Cli
+from tests.helpers.paths import ROOT
 
 
 def _setup(cli: Cli) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import Cli
+from tests.helpers.cli import Cli
 
 
 def test_add_and_list_topics(cli: Cli) -> None:

@@ -14,7 +14,7 @@ from digest.errors import ConfigError, InvalidInput, TemplateError
 from digest.render import data as render_data
 from digest.render.i18n import TEMPLATES
 from digest.render.renderer import Renderer
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 from tests.helpers.render_samples import (
     BASE,
     DAY,

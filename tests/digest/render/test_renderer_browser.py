@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from digest.config import Settings
-from tests.conftest import ARTIFACTS
+from tests.helpers.paths import ARTIFACTS
 from tests.helpers.render_samples import article, recipient, renderer, segment
 
 # A stand-in photo: the test never leaves the machine.

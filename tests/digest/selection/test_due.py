@@ -8,8 +8,9 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 from digest.db.models import Delivery, Edition
-from digest.selection.due import due_in_batches, local_due_date, select_due
-from digest.send.outbox import plan
+from digest.selection.due import due_in_batches, select_due
+from digest.selection.window import local_due_date
+from digest.send.plan import plan
 from subscribers.people import suppress, unsubscribe
 from tests.helpers.world import add_article, add_reader, make_world
 

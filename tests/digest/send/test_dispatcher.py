@@ -21,11 +21,12 @@ from sqlmodel import Session, select
 from digest.config import Settings
 from digest.db.models import Delivery
 from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport
+from digest.send.record import RecordOptions
 from digest.send.smtp import SmtpSender
 from digest.tracking.tokens import Purpose, Signer
 from subscribers.models import Subscriber, Suppression
 from subscribers.people import unsubscribe
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 from tests.helpers.smtp_sink import SmtpSink
 from tests.helpers.world import World, add_article, add_reader, make_world
 
@@ -160,7 +161,7 @@ def test_smtp_server_down_names_host_and_port_and_marks_nothing_sent(
     assert session.exec(select(Delivery)).all() == []
 
 
-def test_killed_send_loses_nobody_and_duplicates_at_most_the_connections(
+def test_killed_send_loses_nobody_and_duplicates_at_most_what_was_in_flight(
     tmp_path: Path, db_url: str, engine: Engine, session: Session
 ) -> None:
     # Scenario: `digest send` is killed with SIGKILL mid-run, then started again.
@@ -214,7 +215,9 @@ def test_killed_send_loses_nobody_and_duplicates_at_most_the_connections(
         counts = Counter(sink.recipients())
     assert set(counts) == {f"r{i}@example.org" for i in range(1500)}  # nobody missing
     duplicates = sum(n - 1 for n in counts.values())
-    assert duplicates <= connections
+    # Sent twice: the messages in the SMTP connections, and those whose outcomes were not yet
+    # committed (at most a recorder batch pending, and what came in during its commit).
+    assert duplicates <= connections + 2 * RecordOptions().batch
     session.expire_all()
     assert {d.status for d in session.exec(select(Delivery))} == {"sent"}
 

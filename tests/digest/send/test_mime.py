@@ -1,4 +1,4 @@
-"""MIME bytes of a digest email, checked line by line against DELIVERABILITY.md."""
+"""MIME bytes of a digest email, checked line by line against docs/deliverability.md."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from digest.config import DkimSettings, SenderSettings, load_settings
 from digest.errors import ConfigError, InvalidInput
 from digest.send.mime import DKIM_HEADERS, DkimSigner, MessageTemplate, make_message_id
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 SUBJECT = "نشرتك اليومية: اجتماع وزراء الخارجية العرب في القاهرة لبحث الأوضاع الإقليمية"
 HTML = '<html dir="rtl" lang="ar"><body><p>مرحبا يا علي</p>\n<a href="https://x/u/T">إلغاء</a></body></html>\n'

@@ -1,16 +1,12 @@
-"""The SMTP pool (digest/send/smtp.py) and the other senders against a real local SMTP server."""
+"""The SMTP pool (digest/send/smtp.py) against a real local SMTP server, paced by the Pacer."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import email
-import email.policy
 import ipaddress
-import random
 import socket
 import ssl
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -21,12 +17,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from digest.config import SenderSettings, SmtpSettings, load_settings
+from digest.config import SmtpSettings
 from digest.errors import ConfigError
-from digest.send.mime import MessageTemplate
-from digest.send.outcome import Envelope, FileSender, Outcome, RetryPolicy, Sender, retry_delay
+from digest.send.outcome import Envelope, Outcome
 from digest.send.smtp import Pacer, SmtpSender, SmtpUnavailable
-from tests.conftest import ROOT
 from tests.helpers.smtp_sink import SmtpSink
 
 T = TypeVar("T")
@@ -50,8 +44,25 @@ def _settings(sink: SmtpSink, **overrides: object) -> SmtpSettings:
     return SmtpSettings.model_validate(values)
 
 
-def _sender(settings: SmtpSettings, **options: float) -> SmtpSender:
-    return SmtpSender(settings, local_hostname="client.test", **options)  # type: ignore[arg-type]
+def _sender(settings: SmtpSettings, pacer: Pacer | None = None) -> SmtpSender:
+    return SmtpSender(settings, local_hostname="client.test", pacer=pacer)
+
+
+class VirtualTime:
+    """The Pacer's clock and sleep: sleeping moves the clock to the end of the sleep at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+    def pacer(self, rate: float, **options: float) -> Pacer:
+        return Pacer(rate, clock=self.clock, sleep=self.sleep, **options)
 
 
 def _envelope(recipient: str, body: str = "hello") -> Envelope:
@@ -183,50 +194,52 @@ def test_send_before_open_and_contradictory_tls_settings_are_refused(sink: SmtpS
 
 def test_rate_limit_spaces_messages_across_the_pool(sink: SmtpSink) -> None:
     recipients = [f"r{i}@example.com" for i in range(20)]
+    time = VirtualTime()
 
-    async def go() -> float:
-        async with _sender(_settings(sink, rate=50.0)) as sender:
-            start = time.perf_counter()
+    async def go() -> None:
+        async with _sender(_settings(sink, rate=50.0), time.pacer(50.0)) as sender:
             await _send_all(sender, recipients)
-            return time.perf_counter() - start
 
-    elapsed = _run(go)
-    assert elapsed >= 0.35  # 19 gaps of 20 ms
+    _run(go)
+    assert time.now == pytest.approx(19 * 0.02)  # 20 starts over three connections, 20 ms apart
     assert len(sink.messages) == 20
 
 
 def test_throttling_reply_halves_the_rate_and_pauses(sink: SmtpSink) -> None:
     sink.refuse("first@example.com", 451, reply="451 4.3.0 Too much mail, slow down")
     recipients = [f"r{i}@example.com" for i in range(10)]
+    time = VirtualTime()
 
     async def go() -> tuple[Outcome, float, float, int]:
-        async with _sender(_settings(sink, rate=50.0), throttle_pause=0.3) as sender:
+        pacer = time.pacer(50.0, pause=0.3)
+        async with _sender(_settings(sink, rate=50.0), pacer) as sender:
             throttled = await sender.send(_envelope("first@example.com"))
-            start = time.perf_counter()
+            start = time.now
             await _send_all(sender, recipients)
-            return throttled, time.perf_counter() - start, sender.rate, sender.pacer.throttles
+            return throttled, time.now - start, sender.rate, sender.pacer.throttles
 
-    throttled, elapsed, rate, throttles = _run(go)
+    throttled, took, rate, throttles = _run(go)
     assert throttled.throttled and throttled.status == "temporary"
     assert (rate, throttles) == (25.0, 1)
-    assert elapsed >= 0.3 + 9 / 25 - 0.05  # the pause, then 40 ms apart instead of 20
+    assert took == pytest.approx(0.3 + 9 / 25)  # the pause, then 40 ms apart instead of 20
     assert len(sink.messages) == 10
 
 
 def test_421_closes_the_connection_and_pauses_an_unlimited_pool(sink: SmtpSink) -> None:
     sink.refuse("busy@example.com", 421)
+    time = VirtualTime()
 
     async def go() -> tuple[Outcome, Outcome, float]:
-        async with _sender(_settings(sink, connections=1), throttle_pause=0.4) as sender:
+        async with _sender(_settings(sink, connections=1), time.pacer(0, pause=0.4)) as sender:
             busy = await sender.send(_envelope("busy@example.com"))
-            start = time.perf_counter()
+            start = time.now
             after = await sender.send(_envelope("after@example.com"))
-            return busy, after, time.perf_counter() - start
+            return busy, after, time.now - start
 
     busy, after, waited = _run(go)
     assert (busy.status, busy.code, busy.throttled) == ("temporary", 421, True)
     assert after.status == "sent"
-    assert waited >= 0.35
+    assert waited == pytest.approx(0.4)
     assert sink.sessions() == 2  # the server hung up after 421: a new connection
 
 
@@ -336,87 +349,3 @@ def test_sink_also_runs_inside_the_callers_event_loop() -> None:
 
     sent, recipients = _run(go)
     assert sent.status == "sent" and recipients == ["a@example.com"]
-
-
-def _digest_message(recipient: str, message_id: str | None) -> bytes:
-    template = MessageTemplate(
-        SenderSettings(), list_name="Daily Digest", list_slug="daily", subject="نشرتك اليومية"
-    )
-    return template.build(
-        to_address=recipient,
-        to_name="قارئ",
-        html="<p>مرحبا</p>",
-        text="مرحبا",
-        unsubscribe_url="https://news.example.org/u/T",
-        message_id=message_id,
-    )
-
-
-def test_file_sender_writes_parseable_eml_files(tmp_path: Path) -> None:
-    directory = tmp_path / "out" / "edition-1"
-    sender: Sender = FileSender(directory)
-    envelopes = [
-        Envelope(RETURN_PATH, "a@example.com", _digest_message("a@example.com", "<m1@x.org>")),
-        Envelope(RETURN_PATH, "b@example.com", b"Message-ID: <../../evil>\r\n\r\nbody\r\n"),
-        Envelope(RETURN_PATH, "c@example.com", b"Subject: no id\r\n\r\nbody\r\n"),
-    ]
-
-    async def go() -> list[Outcome]:
-        async with sender:
-            return [await sender.send(envelope) for envelope in envelopes]
-
-    outcomes = _run(go)
-    assert [o.status for o in outcomes] == ["sent"] * 3
-    names = sorted(path.name for path in directory.iterdir())
-    assert names == ["evil.eml", "m1_x.org.eml", "message-000001.eml"]
-    parsed = email.message_from_bytes(
-        (directory / "m1_x.org.eml").read_bytes(), policy=email.policy.default
-    )
-    assert parsed["Subject"] == "نشرتك اليومية"
-    assert parsed["To"].addresses[0].addr_spec == "a@example.com"
-    assert (directory / "m1_x.org.eml").read_bytes() == envelopes[0].data
-
-
-def test_outcome_classification() -> None:
-    assert Outcome.from_reply(250, "2.0.0 OK").status == "sent"
-    assert Outcome.from_reply(451, "4.7.1 greylisted").status == "temporary"
-    assert Outcome.from_reply(552, "5.2.2 full").status == "permanent"
-    assert Outcome.from_reply(354, "odd").status == "temporary"
-    for code, text in [(421, "4.7.0 bye"), (451, "4.3.0 slow"), (450, "4.2.1 later")]:
-        assert Outcome.from_reply(code, text).throttled
-    assert Outcome.from_reply(421, "4.7.28 rate limited").throttled
-    assert not Outcome.from_reply(451, "4.7.1 greylisted").throttled
-    assert Outcome.from_reply(550, "5.1.1 no such user", "DATA").hard_bounce
-    assert Outcome.from_reply(550, "no such user", "RCPT").hard_bounce
-    assert not Outcome.from_reply(553, "sender refused", "MAIL").hard_bounce
-    assert not Outcome.from_reply(550, "5.7.26 unauthenticated", "DATA").hard_bounce
-    assert not Outcome.from_reply(552, "5.2.2 mailbox full", "RCPT").hard_bounce
-
-
-def test_retry_delay_grows_with_full_jitter_inside_its_bounds() -> None:
-    rng = random.Random(7)
-    base, cap = dt.timedelta(seconds=60), dt.timedelta(minutes=30)
-    for attempt in range(1, 12):
-        ceiling = min(cap, base * 2 ** (attempt - 1))
-        draws = [retry_delay(attempt, base=base, cap=cap, rng=rng) for _ in range(200)]
-        assert all(dt.timedelta(0) <= draw <= ceiling for draw in draws)
-        assert max(draws) > 0.8 * ceiling and len(set(draws)) == len(draws)  # jittered
-    means = [
-        sum((retry_delay(a, rng=rng) for _ in range(400)), dt.timedelta()) / 400 for a in (1, 3, 5)
-    ]
-    assert means[0] < means[1] < means[2]
-    assert retry_delay(10_000, rng=rng) <= cap
-
-
-def test_retry_policy_stops_at_the_deadline() -> None:
-    policy = RetryPolicy.from_settings(load_settings(ROOT / "settings.toml").smtp)
-    assert (policy.base, policy.deadline) == (dt.timedelta(seconds=60), dt.timedelta(hours=6))
-    first = dt.datetime(2025, 5, 1, 4, 0, tzinfo=dt.UTC)
-    rng = random.Random(1)
-    soon = policy.next_attempt(first_attempt=first, attempts=1, now=first, rng=rng)
-    assert soon is not None and first <= soon <= first + dt.timedelta(seconds=60)
-    late = first + dt.timedelta(hours=5, minutes=59)
-    last = policy.next_attempt(first_attempt=first, attempts=9, now=late, rng=rng)
-    assert last is not None and last <= first + policy.deadline
-    after = first + dt.timedelta(hours=6)
-    assert policy.next_attempt(first_attempt=first, attempts=10, now=after, rng=rng) is None

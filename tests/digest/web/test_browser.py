@@ -12,7 +12,7 @@ from sqlmodel import Session
 from digest.config import Settings
 from digest.tracking.tokens import Purpose, Signer
 from subscribers.people import describe
-from tests.conftest import ARTIFACTS
+from tests.helpers.paths import ARTIFACTS
 from tests.helpers.web import LiveServer, free_socket, reader, start_live, with_base_url
 from tests.helpers.world import World
 

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -13,10 +14,12 @@ from sqlmodel import Session
 from digest.config import Settings
 from digest.errors import NotFound
 from digest.send.smtp import SmtpSender
+from digest.tracking.tokens import Purpose, Signer
 from digest.web import create_app
+from subscribers.consent import request_subscription
 from subscribers.lists import create_list, get_list
-from subscribers.people import describe
-from tests.conftest import Cli
+from subscribers.people import Consent, Person, describe
+from tests.helpers.cli import Cli
 from tests.helpers.smtp_sink import SmtpSink
 from tests.helpers.web import (
     free_socket,
@@ -93,10 +96,16 @@ def test_public_form_to_confirmed_subscription(
                 assert match is not None
                 done = http.post(url, data={"csrf": match.group(1)})
                 assert done.status_code == 200
+                wait_for(lambda: len(sink.messages) == 2)  # the welcome follows the answer
+                welcome = parse(sink.messages[1].data)
+                assert sink.recipients() == ["new@example.org"] * 2
+                assert welcome["Subject"] == "أهلًا بك في الأسبوعية"
                 again = http.post(url, data={"csrf": match.group(1)})
                 assert again.status_code == 200  # harmless to repeat
+                assert http.get(url).status_code == 200
         finally:
             live.stop()
+    assert len(sink.messages) == 2  # one welcome, however often the link is used
     record = _subscription(session, "new@example.org")
     assert record["status"] == "active"
     assert record["source"] == "web"
@@ -171,3 +180,87 @@ def test_honeypot_and_rate_limit(
         except NotFound:
             continue
         raise AssertionError(f"{address} was stored")
+
+
+def _unconfirmed(session: Session, settings: Settings, email: str, locale: str) -> str:
+    """An unconfirmed subscription to "weekly" (politics only); its confirmation path."""
+    request = request_subscription(
+        session,
+        Person(email, "UTC", name="Sam", locale=locale),
+        get_list(session, "weekly"),
+        consent=Consent("web", "192.0.2.1", AGENT, settings.web.consent_version),
+    )
+    session.commit()
+    ids = request.subscription.subscriber_id, request.subscription.list_id
+    return f"/confirm/{Signer(settings.web.secret_key).dumps(Purpose.CONFIRM, *ids)}"
+
+
+def _confirm(client: TestClient, path: str, *, again: int = 0) -> int:
+    """Open the confirmation page and press its button (`again` more times); the status
+    code of the last answer."""
+    match = CSRF.search(client.get(path).text)
+    assert match is not None
+    answers = [client.post(path, data={"csrf": match.group(1)}) for _ in range(1 + again)]
+    return answers[-1].status_code
+
+
+def _path(url: str) -> str:
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def test_the_welcome_speaks_the_subscribers_language_and_carries_the_list_headers(
+    engine: Engine, session: Session, world: World, web_settings: Settings
+) -> None:
+    _optin_list(session, world)
+    path = _unconfirmed(session, web_settings, "sam@example.org", "en")
+    with SmtpSink() as sink:
+        smtp = web_settings.smtp.model_copy(update={"port": sink.port})
+        app = create_app(web_settings, engine, sender_factory=lambda: SmtpSender(smtp))
+        with TestClient(app) as client:
+            assert _confirm(client, path, again=2) == 200  # pressed thrice: one welcome
+            (welcome,) = [parse(m.data) for m in sink.messages]
+            assert sink.recipients() == ["sam@example.org"]
+            assert welcome["Subject"] == "Welcome to الأسبوعية"
+            assert welcome["Content-Language"] == "en"
+            assert welcome["Feedback-ID"].startswith("welcome:weekly:welcome:")
+            assert "<weekly." in welcome["List-Id"]
+            assert welcome["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            text = welcome.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+            assert "your subscription is confirmed" in text
+            assert "Your topics: Politics" in text
+            (preferences,) = set(re.findall(r"https?://\S+/p/\S+", text))  # body, footer
+            assert client.get(_path(preferences)).status_code == 200
+            (unsubscribe,) = re.findall(r"<(https?://[^>]+)>", welcome["List-Unsubscribe"])
+            left = client.post(_path(unsubscribe), data={"List-Unsubscribe": "One-Click"})
+            assert left.status_code == 200
+    assert _subscription(session, "sam@example.org")["status"] == "unsubscribed"
+
+
+def test_a_welcome_that_cannot_be_sent_leaves_the_confirmation_done(
+    engine: Engine,
+    session: Session,
+    world: World,
+    web_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _optin_list(session, world)
+    refused = _unconfirmed(session, web_settings, "refused@example.org", "ar")
+    with SmtpSink() as sink:
+        sink.refuse("refused@example.org", 550)
+        smtp = web_settings.smtp.model_copy(update={"port": sink.port})
+        app = create_app(web_settings, engine, sender_factory=lambda: SmtpSender(smtp))
+        with TestClient(app) as client:
+            assert _confirm(client, refused) == 200
+        assert sink.messages == []
+    assert _subscription(session, "refused@example.org")["status"] == "active"
+    assert "welcome email of subscriber" in caplog.text and "550" in caplog.text
+    caplog.clear()
+    down = _unconfirmed(session, web_settings, "down@example.org", "ar")
+    closed = free_socket()  # bound, never listening: the SMTP server is down
+    smtp = web_settings.smtp.model_copy(update={"port": closed.getsockname()[1]})
+    app = create_app(web_settings, engine, sender_factory=lambda: SmtpSender(smtp))
+    with TestClient(app) as client:
+        assert _confirm(client, down) == 200
+    closed.close()
+    assert _subscription(session, "down@example.org")["status"] == "active"
+    assert "welcome email of subscriber" in caplog.text

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from digest.config import Settings
 from digest.editions.editors import add_editor
 from digest.send.smtp import SmtpSender
-from tests.conftest import ARTIFACTS
+from tests.helpers.paths import ARTIFACTS
 from tests.helpers.smtp_sink import SmtpSink
 from tests.helpers.web import (
     SENT_AT,

@@ -21,7 +21,7 @@ from digest.db.models import EventKind
 from digest.tracking.tokens import Purpose, Signer
 from digest.web import create_app
 from digest.web.events import EventWriter, PendingEvent
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 from tests.helpers.web import (
     add_news,
     deliveries,

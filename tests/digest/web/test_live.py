@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from digest.config import Settings
 from subscribers.people import describe
-from tests.conftest import Cli
+from tests.helpers.cli import Cli
 from tests.helpers.web import (
     add_news,
     free_socket,
