@@ -54,13 +54,13 @@ def _prepare(db: Path) -> tuple[Engine, MailingList, dict[str, int]]:
 
     from digest.catalog.topics import add_topic
     from digest.db.engine import make_engine, upgrade
-    from subscribers.lists import create_list
+    from subscribers.lists import ListSpec, create_list
 
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
     with Session(engine) as session:
         ids = [add_topic(session, slug=t, name=t).id or 0 for t in TOPICS]
-        mailing_list = create_list(session, slug="daily", name="يومية", topic_ids=ids)
+        mailing_list = create_list(session, ListSpec(slug="daily", name="يومية", topic_ids=ids))
         session.commit()
         session.refresh(mailing_list)
     return engine, mailing_list, dict(zip(TOPICS, ids, strict=True))

@@ -146,14 +146,16 @@ def add_list_and_articles(session: Any) -> tuple[Any, list[int]]:
     one or two topics); returns the list and the topic ids. Shared with scale_bench.py."""
     from digest.catalog.topics import add_topic
     from digest.db.models import Article, ArticleTopic
-    from subscribers.lists import create_list
+    from subscribers.lists import ListSpec, create_list
 
     rng = random.Random(3)
     ids = [
         add_topic(session, slug=slug, name=name, name_en=slug.title()).id or 0
         for slug, name in zip(TOPICS, TOPIC_NAMES, strict=True)
     ]
-    mailing_list = create_list(session, slug="daily", name="النشرة اليومية", hour=7, topic_ids=ids)
+    mailing_list = create_list(
+        session, ListSpec(slug="daily", name="النشرة اليومية", hour=7, topic_ids=ids)
+    )
     for number in range(ARTICLES):
         ingested = NOW - timedelta(hours=20) + timedelta(minutes=35 * number)
         article = Article(
@@ -220,7 +222,7 @@ def _mailing_list(engine: Any) -> Any:
 def run_pipeline(db: Path, port: int, connections: int, profile: Path | None) -> int:
     """(b) `Dispatcher.run` on the prepared database; only the run is timed."""
     from digest.db.engine import make_engine
-    from digest.send.dispatcher import Dispatcher, DispatchOptions
+    from digest.send.dispatcher import Dispatcher, DispatchOptions, RunHooks
     from digest.send.outcome import Envelope, Outcome
     from digest.send.smtp import SmtpSender
 
@@ -240,7 +242,9 @@ def run_pipeline(db: Path, port: int, connections: int, profile: Path | None) ->
     async def go() -> dict[str, float]:
         async with CountingSender(settings.smtp) as sender:
             options = DispatchOptions.from_settings(settings)
-            dispatcher = Dispatcher(engine, mailing_list, sender, options, clock=lambda: NOW)
+            dispatcher = Dispatcher(
+                engine, mailing_list, sender, options, RunHooks(clock=lambda: NOW)
+            )
             assert dispatcher.dkim is None and dispatcher.progress is None
             start = time.perf_counter()
             cpu = time.process_time()
@@ -269,18 +273,19 @@ def run_pipeline(db: Path, port: int, connections: int, profile: Path | None) ->
 
 def _prebuilt(size: int, count: int) -> list[tuple[str, bytes]]:
     """`count` distinct messages of ~`size` bytes built by our MIME code (same structure)."""
-    from digest.send.mime import MessageTemplate
+    from digest.send.mime import MessageParts, MessageTemplate, SharedHeaders
 
     settings = _settings(None, 25, 1)
-    template = MessageTemplate(
-        settings.sender, list_name="النشرة اليومية", list_slug="daily", subject="نشرتك اليومية"
-    )
+    shared = SharedHeaders(list_name="النشرة اليومية", list_slug="daily", subject="نشرتك اليومية")
+    template = MessageTemplate(settings.sender, shared)
     filler = "<p>" + "نص الخبر في النشرة " * 40 + "</p>\n"
     repeats = 1
     for _ in range(3):  # scale the body until the whole message has the asked size
         html, text = filler * repeats, "نص الخبر\n" * (repeats * 8)
         built = template.build(
-            to_address="x@example.org", to_name="", html=html, text=text, unsubscribe_url="u"
+            MessageParts(
+                to_address="x@example.org", to_name="", html=html, text=text, unsubscribe_url="u"
+            )
         )
         repeats = max(1, round(repeats * size / len(built)))
     html, text = filler * repeats, "نص الخبر\n" * (repeats * 8)
@@ -288,11 +293,13 @@ def _prebuilt(size: int, count: int) -> list[tuple[str, bytes]]:
     for number in range(count):
         rcpt = f"reader{number}@example{number % 97}.org"
         data = template.build(
-            to_address=rcpt,
-            to_name=f"قارئ {number}",
-            html=html,
-            text=text,
-            unsubscribe_url=f"https://news.example.org/u/{number}",
+            MessageParts(
+                to_address=rcpt,
+                to_name=f"قارئ {number}",
+                html=html,
+                text=text,
+                unsubscribe_url=f"https://news.example.org/u/{number}",
+            )
         )
         messages.append((rcpt, data))
     return messages
@@ -356,7 +363,7 @@ def run_naive(db: Path, port: int) -> int:
     """(c) per subscriber: compile (Jinja2 + MJML) + personalise + EmailMessage + smtplib."""
     from digest.db.engine import make_engine
     from digest.render.renderer import Recipient, Renderer, RenderOptions
-    from digest.selection.due import select_due
+    from digest.selection.due import PlanRequest, select_due
     from digest.tracking.tokens import Signer, tokens_for
 
     settings = _settings(db, port, 1)
@@ -367,7 +374,9 @@ def run_naive(db: Path, port: int) -> int:
     sender = settings.sender
     with engine.connect() as connection:
         selection = select_due(
-            connection, mailing_list, now=NOW, max_articles=settings.digest.max_articles
+            connection,
+            mailing_list,
+            PlanRequest(now=NOW, max_articles=settings.digest.max_articles),
         )
     work = [
         (replace(planned.segment, tracking=True), due)

@@ -37,7 +37,7 @@ from digest.config import load_settings  # noqa: E402
 from digest.db.engine import make_engine, upgrade  # noqa: E402
 from digest.db.models import Delivery, Edition, Event  # noqa: E402
 from digest.tracking.tokens import Purpose, Signer  # noqa: E402
-from subscribers.lists import create_list  # noqa: E402
+from subscribers.lists import ListSpec, create_list  # noqa: E402
 from subscribers.people import Consent, Person, subscribe  # noqa: E402
 
 AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Thunderbird/115.9.0"
@@ -68,7 +68,9 @@ def prepare(directory: Path) -> tuple[str, str]:
     settings = load_settings(ROOT / "settings.toml", {"database.url": url})
     with Session(engine) as session:
         topic = add_topic(session, slug="politics", name="سياسة")
-        daily = create_list(session, slug="daily", name="النشرة", topic_ids=[topic.id or 0])
+        daily = create_list(
+            session, ListSpec(slug="daily", name="النشرة", topic_ids=[topic.id or 0])
+        )
         subscription = subscribe(
             session, Person("reader@example.org", "UTC"), daily, consent=Consent(confirmed=True)
         )

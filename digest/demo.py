@@ -33,7 +33,7 @@ from digest.ingest.pipeline import IngestReport
 from digest.samples import feed_path, sample_topics
 from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport
 from digest.send.smtp import SmtpSender
-from subscribers.lists import create_list, get_list
+from subscribers.lists import ListSpec, create_list, get_list
 from subscribers.people import Consent, Person, subscribe
 
 FIRST_NAMES = (
@@ -156,10 +156,12 @@ def _populate(engine: Any, settings: Settings, now: datetime, people: int) -> in
         ids = [t.id for t in made if t.id is not None]
         daily = create_list(
             session,
-            slug="daily",
-            name="النشرة اليومية",
-            topic_ids=ids,
-            description="أهم أخبار اليوم في رسالة واحدة صباح كل يوم",
+            ListSpec(
+                slug="daily",
+                name="النشرة اليومية",
+                topic_ids=ids,
+                description="أهم أخبار اليوم في رسالة واحدة صباح كل يوم",
+            ),
         )
         feeds.add_feed(session, url=str(feed_path()))
         for number in range(people):

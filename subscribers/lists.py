@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func
@@ -13,40 +14,44 @@ from subscribers.models import Cadence, ListTopic, MailingList, Subscription, Su
 from subscribers.validate import check_hour, check_slug
 
 
-def create_list(
-    session: Session,
-    *,
-    slug: str,
-    name: str,
-    cadence: str = Cadence.DAILY,
-    hour: int = 7,
-    description: str = "",
-    double_opt_in: bool = False,
-    needs_approval: bool = False,
-    topic_ids: Sequence[int] = (),
-) -> MailingList:
-    """A new list offering `topic_ids` in that order (none: every topic)."""
+@dataclass(frozen=True)
+class ListSpec:
+    """A list to create: it offers `topic_ids` in that order (none: every topic)."""
+
+    slug: str
+    name: str
+    cadence: str = Cadence.DAILY
+    hour: int = 7
+    description: str = ""
+    double_opt_in: bool = False
+    needs_approval: bool = False
+    topic_ids: Sequence[int] = ()
+
+
+def create_list(session: Session, spec: ListSpec) -> MailingList:
+    """A new list as `spec` describes it."""
+    slug, cadence = spec.slug, spec.cadence
     check_slug(slug, "list slug")
-    if not name.strip():
+    if not spec.name.strip():
         raise InvalidInput(f"list {slug!r} needs a name (--name)")
     if cadence not in {c.value for c in Cadence}:
         raise InvalidInput(f"cadence {cadence!r} must be 'daily' or 'weekly'")
-    check_hour(hour)
+    check_hour(spec.hour)
     if session.exec(select(MailingList).where(MailingList.slug == slug)).first():
         raise AlreadyExists(f"list {slug!r} already exists")
     mailing_list = MailingList(
         slug=slug,
-        name=name.strip(),
+        name=spec.name.strip(),
         cadence=cadence,
-        default_hour=hour,
-        description=description,
-        double_opt_in=double_opt_in,
-        needs_approval=needs_approval,
+        default_hour=spec.hour,
+        description=spec.description,
+        double_opt_in=spec.double_opt_in,
+        needs_approval=spec.needs_approval,
     )
     session.add(mailing_list)
     session.flush()
     assert mailing_list.id is not None
-    for position, topic_id in enumerate(dict.fromkeys(topic_ids)):
+    for position, topic_id in enumerate(dict.fromkeys(spec.topic_ids)):
         session.add(ListTopic(list_id=mailing_list.id, topic_id=topic_id, position=position))
     session.flush()
     return mailing_list

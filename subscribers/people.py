@@ -60,6 +60,22 @@ def find_subscriber(session: Session, email: str) -> Subscriber:
     return found
 
 
+def find_subscription(
+    session: Session, email: str, mailing_list: MailingList
+) -> tuple[Subscriber, Subscription]:
+    """The subscriber of `email` and their subscription to the list; NotFound otherwise."""
+    subscriber = find_subscriber(session, email)
+    subscription = session.exec(
+        select(Subscription).where(
+            Subscription.subscriber_id == subscriber.id,
+            Subscription.list_id == mailing_list.id,
+        )
+    ).first()
+    if subscription is None:
+        raise NotFound(f"{subscriber.email} is not subscribed to list {mailing_list.slug!r}")
+    return subscriber, subscription
+
+
 def is_suppressed(session: Session, email: str) -> bool:
     return session.exec(select(Suppression).where(Suppression.email == email)).first() is not None
 

@@ -46,14 +46,16 @@ def create(
         offered = topics.get_topics(session, topic or [])
         created = lists.create_list(
             session,
-            slug=slug,
-            name=name,
-            cadence=cadence,
-            hour=context.settings.digest.hour if hour is None else hour,
-            description=description,
-            double_opt_in=double_opt_in,
-            needs_approval=needs_approval,
-            topic_ids=[t.id for t in offered if t.id is not None],
+            lists.ListSpec(
+                slug=slug,
+                name=name,
+                cadence=cadence,
+                hour=context.settings.digest.hour if hour is None else hour,
+                description=description,
+                double_opt_in=double_opt_in,
+                needs_approval=needs_approval,
+                topic_ids=[t.id for t in offered if t.id is not None],
+            ),
         )
     typer.echo(f"list {created.slug} created")
 

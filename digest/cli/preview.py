@@ -43,12 +43,16 @@ def run(
     context = app_context(ctx)
     renderer = Renderer(RenderOptions.from_settings(context.settings))
     slugs = [s.strip() for s in (topics or "").split(",") if s.strip()]
+    request = preview.PreviewRequest(
+        list_slug,
+        email=subscriber,
+        topic_slugs=slugs,
+        day=_parse_day(day) if day else None,
+        now=_parse_now(now) if now else None,
+    )
+    options = preview.PreviewOptions.from_settings(context.settings)
     with session_scope(context.engine) as session:
-        message = preview.preview(
-            session, context.settings, renderer, list_slug=list_slug, email=subscriber,
-            topic_slugs=slugs, day=_parse_day(day) if day else None,
-            now=_parse_now(now) if now else None,
-        )  # fmt: skip
+        message = preview.preview(session, options, renderer, request)
     body = message.text if text else message.html
     if output is None:
         sys.stdout.write(body)

@@ -13,11 +13,11 @@ from digest.cli.context import AppContext, app_context, print_json, print_table,
 from digest.clock import utcnow
 from digest.db.engine import session_scope
 from digest.errors import InvalidInput
-from digest.send.dispatcher import DispatchOptions, DispatchReport
+from digest.send.dispatcher import DispatchOptions, DispatchReport, RunHooks
 from digest.send.files import FileSender
 from digest.send.outcome import Sender
 from digest.send.proof import send_test
-from digest.send.run import RunHooks, RunOptions, send_list
+from digest.send.run import RunOptions, send_list
 from digest.send.smtp import SmtpSender
 from subscribers.lists import get_list
 from subscribers.models import MailingList

@@ -124,7 +124,8 @@ class Edition(SQLModel, table=True):
     status: str = Field(default=EditionStatus.DRAFT, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
     # Editor controls (digest/editions/workflow.py), read by selection and rendering. Pinned
-    # articles lead, first pinned first; "top" ones go to every subscriber, whatever their topics.
+    # articles lead, the last pinned first; "top" ones go to every subscriber, whatever
+    # their topics.
     pinned_ids: list[int] = Field(default_factory=list, sa_column=_json_list())
     top_ids: list[int] = Field(default_factory=list, sa_column=_json_list())
     excluded_ids: list[int] = Field(default_factory=list, sa_column=_json_list())

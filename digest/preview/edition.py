@@ -25,8 +25,8 @@ from digest.render.renderer import RenderedMessage, Renderer
 from digest.selection.due import due_on, segments_for
 from digest.selection.segments import Segment
 from digest.selection.window import Due
-from subscribers.models import MailingList, Subscription
-from subscribers.people import find_subscriber
+from subscribers.models import MailingList
+from subscribers.people import find_subscription
 
 SAMPLE = 3  # subscriber addresses shown per segment
 
@@ -111,15 +111,7 @@ def subscriber_segment(
     with Session(engine, expire_on_commit=False) as session:
         edition = get_edition(session, edition_id)
         mailing_list = list_of(session, edition)
-        subscriber = find_subscriber(session, email)
-        subscription = session.exec(
-            select(Subscription).where(
-                Subscription.subscriber_id == subscriber.id,
-                Subscription.list_id == mailing_list.id,
-            )
-        ).first()
-        if subscription is None:
-            raise NotFound(f"{subscriber.email} is not subscribed to {mailing_list.slug!r}")
+        subscriber, _ = find_subscription(session, email, mailing_list)
         delivery = session.exec(
             select(Delivery).where(
                 Delivery.edition_id == edition_id, Delivery.subscriber_id == subscriber.id

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from sqlalchemy import Connection
 from sqlmodel import Session, col, select
 
 from digest.catalog.topics import get_topics, topic_views
@@ -19,7 +20,7 @@ from digest.clock import utcnow
 from digest.config import Settings
 from digest.db.models import Topic
 from digest.editions.workflow import load_editorial
-from digest.errors import InvalidInput, NotFound
+from digest.errors import InvalidInput
 from digest.render.data import Recipient
 from digest.render.renderer import RenderedMessage, Renderer
 from digest.selection.due import segments_for
@@ -27,8 +28,38 @@ from digest.selection.queries import previous_cutoff
 from digest.selection.segments import Issue, Segment, build_segment
 from digest.selection.window import Due, due_moment, reader_window, zone
 from subscribers.lists import get_list, offered_topic_ids
-from subscribers.models import MailingList, Subscription, SubscriptionTopic
-from subscribers.people import check_topics_offered, find_subscriber
+from subscribers.models import MailingList, SubscriptionTopic
+from subscribers.people import check_topics_offered, find_subscription
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    """What to preview: a list's digest for one subscriber (`email`) or a topic mix
+    (`topic_slugs`; neither: everything the list offers), for `day` as seen at `now`.
+
+    Without a `day`, the digest that would go out if sent at once; `now` defaults to the clock.
+    """
+
+    list_slug: str
+    email: str | None = None
+    topic_slugs: Sequence[str] = ()
+    day: date | None = None
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PreviewOptions:
+    """What previews read from the settings, copied once at the entry point: the language
+    and timezone of a topic mix, and the cap on articles per digest."""
+
+    locale: str
+    timezone: str
+    max_articles: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PreviewOptions:
+        digest = settings.digest
+        return cls(digest.locale, digest.timezone, digest.max_articles)
 
 
 @dataclass(frozen=True)
@@ -45,24 +76,14 @@ class Audience:
 
 def audience(
     session: Session,
-    settings: Settings,
+    options: PreviewOptions,
     mailing_list: MailingList,
-    *,
-    email: str | None = None,
-    topic_slugs: Sequence[str] = (),
+    request: PreviewRequest,
 ) -> Audience:
     """The subscriber's choices on the list, or a topic mix, or everything the list offers."""
     default_hour = mailing_list.default_hour
-    if email is not None:
-        subscriber = find_subscriber(session, email)
-        subscription = session.exec(
-            select(Subscription).where(
-                Subscription.subscriber_id == subscriber.id,
-                Subscription.list_id == mailing_list.id,
-            )
-        ).first()
-        if subscription is None:
-            raise NotFound(f"{subscriber.email} is not subscribed to list {mailing_list.slug!r}")
+    if request.email is not None:
+        subscriber, subscription = find_subscription(session, request.email, mailing_list)
         chosen = list(
             session.exec(
                 select(SubscriptionTopic.topic_id)
@@ -75,50 +96,55 @@ def audience(
         return Audience(
             topics, subscriber.locale, subscriber.timezone, hour, subscriber.name, subscriber.id
         )
-    if topic_slugs:
-        topics = _topics_by_slug(session, topic_slugs)
+    if request.topic_slugs:
+        topics = _topics_by_slug(session, request.topic_slugs)
         check_topics_offered(
             session, mailing_list, [t.id or 0 for t in topics], [t.slug for t in topics]
         )
     else:
         topics = _list_topics(session, mailing_list)
-    return Audience(topics, settings.digest.locale, settings.digest.timezone, default_hour)
+    return Audience(topics, options.locale, options.timezone, default_hour)
 
 
 def preview(
-    session: Session,
-    settings: Settings,
-    renderer: Renderer,
-    *,
-    list_slug: str,
-    email: str | None = None,
-    topic_slugs: Sequence[str] = (),
-    day: date | None = None,
-    now: datetime | None = None,
+    session: Session, options: PreviewOptions, renderer: Renderer, request: PreviewRequest
 ) -> RenderedMessage:
-    """The email `email` (or this topic mix) would get for `day`, with tracking off.
+    """The email `request` describes, with tracking off.
 
     For a `day`, the window is the one sending takes for it: it ends at the send hour of
     that day in the audience's timezone, or now once that hour has passed. Without one it
     ends now (what would go out if sent at once).
     """
-    if email is not None and topic_slugs:
+    if request.email is not None and request.topic_slugs:
         raise InvalidInput("give either a subscriber or topics, not both")
-    mailing_list = get_list(session, list_slug)
-    who = audience(session, settings, mailing_list, email=email, topic_slugs=topic_slugs)
+    mailing_list = get_list(session, request.list_slug)
+    who = audience(session, options, mailing_list, request)
     if not who.topics:
         raise InvalidInput("there are no topics yet: add some with `digest topics add`")
-    now = now or utcnow()
+    connection = session.connection()
+    due = _due(connection, mailing_list, who, request.day, request.now or utcnow())
+    segment = _segment(connection, mailing_list, due, options.max_articles)
+    compiled = renderer.compile_digest(segment)
+    return compiled.personalise(Recipient.preview(who.name))
+
+
+def _due(
+    connection: Connection,
+    mailing_list: MailingList,
+    who: Audience,
+    day: date | None,
+    now: datetime,
+) -> Due:
+    """The audience's digest of `day` (None: now's), with the window sending would take."""
     if day is None:  # what would go out if sent at once
         day, moment = now.astimezone(zone(who.timezone)).date(), now
     else:
         moment = due_moment(day, who.timezone, who.hour)
-    connection = session.connection()
     cutoff = None
     if who.subscriber_id is not None:  # a subscriber's window starts at their last cutoff
         cutoff = previous_cutoff(connection, mailing_list.id or 0, who.subscriber_id)
     start, end = reader_window(moment, now, cutoff, mailing_list.cadence)
-    due = Due(
+    return Due(
         subscription_id=0,
         subscriber_id=who.subscriber_id or 0,
         email="",
@@ -129,24 +155,29 @@ def preview(
         window_start=start,
         window_end=end,
     )
-    editorial = load_editorial(connection, mailing_list, [day])  # the editors' controls
+
+
+def _segment(
+    connection: Connection, mailing_list: MailingList, due: Due, max_articles: int
+) -> Segment:
+    """The segment `due` gets, steered by the editors' controls, untracked; with nothing
+    new, the (empty) digest the editor would otherwise not see."""
+    day = due.local_date
+    editorial = load_editorial(connection, mailing_list, [day])
     selection = segments_for(
         connection,
         mailing_list,
         [due],
-        max_articles=settings.digest.max_articles,
+        max_articles=max_articles,
         tracking=False,
         editorial=editorial,
     )
     if selection.segments:
-        segment: Segment = selection.segments[0].segment
-    else:  # nothing new: show the (empty) digest the editor would otherwise not see
-        issue = Issue.of(
-            mailing_list, day, who.locale, tracking=False, controls=editorial.controls(day)
-        )
-        segment = build_segment(issue, (), {}, due.topic_ids, topic_views(connection))
-    compiled = renderer.compile_digest(segment)
-    return compiled.personalise(Recipient.preview(who.name))
+        return selection.segments[0].segment
+    issue = Issue.of(
+        mailing_list, day, due.locale, tracking=False, controls=editorial.controls(day)
+    )
+    return build_segment(issue, (), {}, due.topic_ids, topic_views(connection))
 
 
 def _list_topics(session: Session, mailing_list: MailingList) -> list[Topic]:

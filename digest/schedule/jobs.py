@@ -12,8 +12,6 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Self
 
 from sqlalchemy import Engine
 
@@ -24,9 +22,9 @@ from digest.db.locks import Busy
 from digest.ingest import feeds as feed_store
 from digest.ingest.pipeline import FeedStatus, ingest
 from digest.render.renderer import Renderer, RenderOptions
-from digest.send.dispatcher import DispatchOptions, DispatchReport
-from digest.send.outcome import Envelope, Outcome, Sender
-from digest.send.run import RunHooks, RunOptions, send_list
+from digest.send.dispatcher import DispatchOptions, DispatchReport, RunHooks
+from digest.send.outcome import Envelope, Outcome, Sender, SenderLifecycle
+from digest.send.run import RunOptions, send_list
 from digest.send.smtp import SmtpSender
 from digest.tracking.retention import prune_events
 from subscribers.lists import all_lists
@@ -41,7 +39,7 @@ Counts = dict[str, int]
 BATCH_SIZE = 100
 
 
-class OnDemandSender:
+class OnDemandSender(SenderLifecycle):
     """Opens the real sender at the first message: a tick with nothing to send connects to
     nothing. If opening fails, every send of this run raises the same error."""
 
@@ -75,17 +73,6 @@ class OnDemandSender:
         if self._opened:
             self._opened = False
             await self.inner.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 class Jobs:

@@ -54,54 +54,43 @@ class _Fill:
 
 
 @dataclass(frozen=True)
-class _Ask:
-    """What one planning run asks, as `select_due` and `due_in_batches` take it."""
+class PlanRequest:
+    """What one planning run asks (`select_due`, `due_in_batches`), built once per run.
+
+    `day`: that local date's edition instead of whatever is due at `now`; `max_lateness`:
+    the scheduler catching up (see `select_due`); `editorial`: the editors' controls.
+    """
 
     now: datetime
-    day: date | None
-    max_lateness: timedelta | None
-    fill: _Fill
+    max_articles: int
+    day: date | None = None
+    max_lateness: timedelta | None = None
+    editorial: Editorial | None = None
 
 
 def select_due(
-    connection: Connection,
-    mailing_list: MailingList,
-    *,
-    now: datetime,
-    max_articles: int,
-    day: date | None = None,
-    max_lateness: timedelta | None = None,
-    editorial: Editorial | None = None,
+    connection: Connection, mailing_list: MailingList, request: PlanRequest
 ) -> Selection:
-    """Everything `digest send` needs to plan the list's digests due at `now`.
+    """Everything `digest send` needs to plan the list's digests due at `request.now`.
 
-    With `max_lateness` (the scheduler catching up after downtime), a subscriber's latest
+    With `request.max_lateness` (the scheduler catching up after downtime), a subscriber's latest
     owed digest is today's once their hour has come, else yesterday's if they have had one
     before (downtime over their local midnight); it is due while at most `max_lateness` has
     passed since its hour, and past that it goes to `Selection.late` (a first digest just
     waits for the next hour instead).
 
-    With `editorial`, subscribers whose edition is held or awaits approval go to
+    With `request.editorial`, subscribers whose edition is held or awaits approval go to
     `Selection.waiting`; lateness then counts from the edition's approval or release.
 
     The whole list at once: `due_in_batches` gives the same answer in bounded memory.
     """
     assert mailing_list.id is not None
-    ask = _Ask(now, day, max_lateness, _Fill(max_articles, editorial))
     rows = queries.active(connection, mailing_list.id)
-    return _select(connection, mailing_list, rows, None, topic_views(connection), ask)
+    return _select(connection, mailing_list, rows, None, topic_views(connection), request)
 
 
 def due_in_batches(
-    engine: Engine,
-    mailing_list: MailingList,
-    *,
-    now: datetime,
-    max_articles: int,
-    day: date | None = None,
-    max_lateness: timedelta | None = None,
-    editorial: Editorial | None = None,
-    batch_size: int = BATCH,
+    engine: Engine, mailing_list: MailingList, request: PlanRequest, *, batch_size: int = BATCH
 ) -> Iterator[Selection]:
     """`select_due`, `batch_size` subscriptions at a time (in subscriber id order, each batch
     read on a connection of its own): memory stays that of one batch whatever the list's size.
@@ -113,7 +102,6 @@ def due_in_batches(
     has the same key in each.
     """
     assert mailing_list.id is not None and batch_size > 0
-    ask = _Ask(now, day, max_lateness, _Fill(max_articles, editorial))
     topics: dict[int, TopicView] | None = None
     after = 0
     while True:
@@ -125,7 +113,7 @@ def due_in_batches(
             if rows:
                 ids = [row[0] for row in rows]
                 span = replace(span, first=min(ids), last=max(ids))
-                selection = _select(connection, mailing_list, rows, span, topics, ask)
+                selection = _select(connection, mailing_list, rows, span, topics, request)
         if rows:
             yield selection
         if upto is None:
@@ -139,7 +127,7 @@ def _select(
     rows: queries.ActiveRows,
     span: queries.Span | None,
     topics: dict[int, TopicView],
-    ask: _Ask,
+    request: PlanRequest,
 ) -> Selection:
     """`select_due` over `rows` (from `queries.active`); `span`: their subscriber ids' range."""
     assert mailing_list.id is not None
@@ -149,16 +137,17 @@ def _select(
     last = queries.last_deliveries(connection, list_id, span)
     cadence = mailing_list.cadence
     default_hour = mailing_list.default_hour  # read once: an ORM attribute costs per access
-    now, editorial, max_lateness = ask.now, ask.fill.editorial, ask.max_lateness
+    now, day, editorial = request.now, request.day, request.editorial
+    max_lateness = request.max_lateness
     due: list[Due] = []
     late: list[Due] = []
     waiting: list[Due] = []
     for sid, subscriber_id, email, name, locale, tz, send_hour in rows:
         hour = default_hour if send_hour is None else send_hour
-        local_day = local_due_date(now, tz, hour, ask.day)
+        local_day = local_due_date(now, tz, hour, day)
         cutoff, last_day = last.get(subscriber_id, (None, None))
         # Catching up: yesterday's digest, still owed past local midnight.
-        if local_day is None and max_lateness is not None and ask.day is None and last_day:
+        if local_day is None and max_lateness is not None and day is None and last_day:
             yesterday = now.astimezone(zone(tz)).date() - timedelta(days=1)
             local_day = local_due_date(now, tz, hour, yesterday)
         if local_day is None or _had(last_day, local_day, cadence):
@@ -176,7 +165,8 @@ def _select(
                 late.append(replace(item, window_end=start))
             continue
         due.append(item)
-    selection = _segments_for(connection, mailing_list, due, topics, ask.fill, span)
+    fill = _Fill(request.max_articles, editorial)
+    selection = _segments_for(connection, mailing_list, due, topics, fill, span)
     selection.late = late
     selection.waiting = waiting
     return selection

@@ -29,11 +29,18 @@ from digest.editions.workflow import editorial_around, load_controls
 from digest.errors import InvalidInput
 from digest.render.compiled import CompiledDigest
 from digest.render.renderer import Recipient, Renderer, RenderOptions
-from digest.selection.due import due_in_batches
+from digest.selection.due import PlanRequest, due_in_batches
 from digest.selection.segments import Issue, build_segment
 from digest.send.claim import claim, requeue
 from digest.send.claimed import Claimed
-from digest.send.mime import DkimSigner, EncodedSlots, MessageTemplate, make_message_id
+from digest.send.mime import (
+    DkimSigner,
+    EncodedSlots,
+    MessageParts,
+    MessageTemplate,
+    SharedHeaders,
+    make_message_id,
+)
 from digest.send.outcome import Envelope, Outcome, Sender
 from digest.send.plan import ListPlan, plan_batches
 from digest.send.record import Attempt, Recorder, RecordOptions
@@ -76,6 +83,16 @@ class DispatchOptions:
             and make_url(settings.database.url).get_backend_name() != "sqlite",
         )
         return replace(options, **overrides)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """What the calling process lends the run: its clock, stop flag, progress bar, renderer."""
+
+    clock: Callable[[], datetime] = utcnow
+    stop: Callable[[], bool] | None = None
+    progress: Callable[[int, int], None] | None = None
+    renderer: Renderer | None = None
 
 
 @dataclass
@@ -140,20 +157,18 @@ class Dispatcher:
         mailing_list: MailingList,
         sender: Sender,
         options: DispatchOptions,
-        *,
-        renderer: Renderer | None = None,
-        progress: Callable[[int, int], None] | None = None,
-        clock: Callable[[], datetime] = utcnow,
+        hooks: RunHooks | None = None,
     ) -> None:
+        hooks = hooks or RunHooks()
         self.engine = engine
         self.mailing_list = mailing_list
         self.sender = sender
         self.options = options
-        self.renderer = renderer or Renderer(options.render)
+        self.renderer = hooks.renderer or Renderer(options.render)
         self.signer = Signer(options.secret_key)
         self.dkim = options.dkim
-        self.progress = progress
-        self.clock = clock
+        self.progress = hooks.progress
+        self.clock = hooks.clock
         self._compiled: dict[tuple[object, ...], _CompiledSegment] = {}
         self._articles: dict[int, ArticleView] = {}
         self._topics: dict[int, TopicView] = {}
@@ -180,11 +195,13 @@ class Dispatcher:
         batches = due_in_batches(
             self.engine,
             self.mailing_list,
-            now=now,
-            max_articles=self.options.max_articles,
-            day=day,
-            max_lateness=max_lateness,
-            editorial=editorial,
+            PlanRequest(
+                now=now,
+                max_articles=self.options.max_articles,
+                day=day,
+                max_lateness=max_lateness,
+                editorial=editorial,
+            ),
         )
         planned = plan_batches(self.engine, batches, now)
         report.add_plan(planned)
@@ -289,13 +306,15 @@ class Dispatcher:
         values = compiled.digest.slot_values(Recipient.with_tokens(item.name, tokens))
         message_id = make_message_id(self.options.sender.list_id_domain)
         data = compiled.template.build(
-            to_address=item.email,
-            to_name=item.name,
-            html=compiled.html.fill(values.html),
-            text=compiled.text.fill(values.text),
-            unsubscribe_url=values.unsubscribe_url,
-            unsubscribe_mailto=self._mailto(tokens.unsubscribe),
-            message_id=message_id,
+            MessageParts(
+                to_address=item.email,
+                to_name=item.name,
+                html=compiled.html.fill(values.html),
+                text=compiled.text.fill(values.text),
+                unsubscribe_url=values.unsubscribe_url,
+                unsubscribe_mailto=self._mailto(tokens.unsubscribe),
+                message_id=message_id,
+            )
         )
         outcome = await self.sender.send(
             Envelope(sender=self.options.sender.from_address, recipient=item.email, data=data)
@@ -327,16 +346,15 @@ class Dispatcher:
         )
         digest = self.renderer.compile_digest(segment)
         store_links(self.engine, digest.links, self.clock())
-        template = MessageTemplate(
-            self.options.sender,
+        shared = SharedHeaders(
             list_name=self.mailing_list.name,
             list_slug=self.mailing_list.slug,
             subject=digest.subject,
             locale=item.locale,
             campaign=f"edition{item.edition_id}",
             stream=self.mailing_list.cadence,
-            signer=self.dkim,
         )
+        template = MessageTemplate(self.options.sender, shared, self.dkim)
         found = self._compiled[key] = _CompiledSegment(
             digest,
             template,

@@ -277,48 +277,71 @@ class DkimSigner:
         return signature + message
 
 
-class MessageTemplate:
-    """The shared part of one segment's messages, encoded once; `build` adds the rest.
+@dataclass(frozen=True)
+class SharedHeaders:
+    """What every message of a segment (or a one-off) shares, encoded once by `MessageTemplate`.
 
     `list_name` and `list_slug` make `List-Id: <list name> <slug.list_id_domain>`;
     `campaign` and `stream` make `Feedback-ID: campaign:slug:stream:SenderId` (keep them
     stable per mail stream: an edition or list id, never a per-message value).
     """
 
+    list_name: str
+    list_slug: str
+    subject: str
+    locale: str = "ar"
+    campaign: str = "digest"
+    stream: str = "digest"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageParts:
+    """One subscriber's part of a message, as `MessageTemplate.build` takes it.
+
+    `unsubscribe_url` is the one-click HTTPS URL (required by Gmail); `unsubscribe_mailto`
+    (a full `mailto:…?subject=TOKEN` URI) is optional. `message_id` defaults to a new one
+    on sender.list_id_domain; `date` defaults to now (a naive datetime is taken as UTC).
+    `html` and `text` are text, or bytes already in `canonical_utf8` form (`EncodedSlots`).
+    """
+
+    to_address: str
+    to_name: str
+    html: str | bytes
+    text: str | bytes
+    unsubscribe_url: str
+    unsubscribe_mailto: str = ""
+    message_id: str | None = None
+    date: datetime | None = None
+
+
+class MessageTemplate:
+    """The shared part of one segment's messages, encoded once; `build` adds the rest."""
+
     def __init__(
-        self,
-        sender: SenderSettings,
-        *,
-        list_name: str,
-        list_slug: str,
-        subject: str,
-        locale: str = "ar",
-        campaign: str = "digest",
-        stream: str = "digest",
-        signer: DkimSigner | None = None,
+        self, sender: SenderSettings, shared: SharedHeaders, signer: DkimSigner | None = None
     ) -> None:
-        slug = clean_header_value(list_slug)
+        slug = clean_header_value(shared.list_slug)
         if not _LIST_LABEL.fullmatch(slug):
-            raise InvalidInput(f"list slug {list_slug!r} cannot be used in List-Id")
-        language = _TOKEN.sub("", clean_header_value(locale)) or "ar"
+            raise InvalidInput(f"list slug {shared.list_slug!r} cannot be used in List-Id")
+        language = _TOKEN.sub("", clean_header_value(shared.locale)) or "ar"
         self.signer = signer
         self.domain = clean_header_value(sender.list_id_domain)
         self.headers_signed = DKIM_HEADERS + (("reply-to",) if sender.reply_to else ())
         from_address = _check_address(sender.from_address, "sender.from_address")
         feedback = ":".join(
             _TOKEN.sub("-", clean_header_value(part)).strip("-") or "none"
-            for part in (campaign, slug, stream, sender.feedback_id)
+            for part in (shared.campaign, slug, shared.stream, sender.feedback_id)
         )
         list_id = f"<{slug}.{self.domain}>"
-        list_phrase = _phrase_tokens(clean_header_value(list_name))
+        list_phrase = _phrase_tokens(clean_header_value(shared.list_name))
         self._boundary = "=_digest_" + uuid.uuid4().hex
-        shared = [_address_header("From", sender.from_name, from_address)]
-        self._subject = _fold("Subject", _text_tokens(clean_header_value(subject)))
+        head = [_address_header("From", sender.from_name, from_address)]
+        self._subject = _fold("Subject", _text_tokens(clean_header_value(shared.subject)))
         if sender.reply_to:
             reply_to = _check_address(sender.reply_to, "sender.reply_to")
-            shared.append(_fold("Reply-To", [reply_to]))
-        shared.append(_fold("List-Id", [*list_phrase, list_id]))
-        self._head = b"".join(shared)
+            head.append(_fold("Reply-To", [reply_to]))
+        head.append(_fold("List-Id", [*list_phrase, list_id]))
+        self._head = b"".join(head)
         multipart = f'Content-Type: multipart/alternative;\r\n boundary="{self._boundary}"\r\n'
         self._tail = b"".join(
             [
@@ -341,48 +364,34 @@ class MessageTemplate:
             "Content-Transfer-Encoding: base64\r\n\r\n"
         ).encode("ascii")
 
-    def build(
-        self,
-        *,
-        to_address: str,
-        to_name: str,
-        html: str | bytes,
-        text: str | bytes,
-        unsubscribe_url: str,
-        unsubscribe_mailto: str = "",
-        message_id: str | None = None,
-        date: datetime | None = None,
-    ) -> bytes:
+    def build(self, parts: MessageParts) -> bytes:
         """The complete message for one subscriber, CRLF line ends, DKIM-signed if configured.
 
-        `unsubscribe_url` is the one-click HTTPS URL (required by Gmail); `unsubscribe_mailto`
-        (a full `mailto:…?subject=TOKEN` URI) is optional. `message_id` defaults to a new one
-        on sender.list_id_domain; `date` defaults to now (a naive datetime is taken as UTC).
-        `html` and `text` are text, or bytes already in `canonical_utf8` form (`EncodedSlots`).
         Raises InvalidInput for an address or URL that cannot be put in a header.
         """
-        address = _check_address(to_address, "recipient")
-        message_id = make_message_id(self.domain) if message_id is None else _msg_id(message_id)
-        when = datetime.now(UTC) if date is None else date
+        address = _check_address(parts.to_address, "recipient")
+        given = parts.message_id
+        message_id = make_message_id(self.domain) if given is None else _msg_id(given)
+        when = datetime.now(UTC) if parts.date is None else parts.date
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        if not clean_header_value(unsubscribe_url):
+        if not clean_header_value(parts.unsubscribe_url):
             raise InvalidInput("a List-Unsubscribe URL is required (RFC 8058 one-click)")
-        unsubscribe = [f"<{_url(unsubscribe_url)}>"]
-        if unsubscribe_mailto:
-            unsubscribe = [unsubscribe[0] + ",", f"<{_url(unsubscribe_mailto)}>"]
+        unsubscribe = [f"<{_url(parts.unsubscribe_url)}>"]
+        if parts.unsubscribe_mailto:
+            unsubscribe = [unsubscribe[0] + ",", f"<{_url(parts.unsubscribe_mailto)}>"]
         message = b"".join(
             [
                 f"Date: {format_datetime(when)}\r\n".encode("ascii"),
                 self._head,
-                _address_header("To", to_name, address),
+                _address_header("To", parts.to_name, address),
                 self._subject,
                 f"Message-ID: {message_id}\r\n".encode("ascii"),
                 _fold("List-Unsubscribe", unsubscribe),
                 self._tail,
-                _body(text),
+                _body(parts.text),
                 self._between,
-                _body(html),
+                _body(parts.html),
                 self._end,
             ]
         )

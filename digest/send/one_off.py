@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 from digest.config import Settings
 from digest.render.data import RenderedMessage
-from digest.send.mime import DkimSigner, MessageTemplate, make_message_id
+from digest.send.mime import (
+    DkimSigner,
+    MessageParts,
+    MessageTemplate,
+    SharedHeaders,
+    make_message_id,
+)
 from digest.send.outcome import Envelope, Outcome, Sender
 
 
@@ -31,23 +37,24 @@ class OneOff:
 def one_off_envelope(settings: Settings, message: OneOff) -> Envelope:
     """The message as bytes (new Message-ID, DKIM-signed when a key is set), ready to send."""
     rendered = message.rendered
-    template = MessageTemplate(
-        settings.sender,
+    shared = SharedHeaders(
         list_name=message.list_name,
         list_slug=message.list_slug,
         subject=f"{message.subject_prefix}{rendered.subject}",
         locale=rendered.locale,
         campaign=message.stream,
         stream=message.stream,
-        signer=DkimSigner.from_settings(settings.dkim, settings.sender),
     )
-    data = template.build(
-        to_address=message.to_address,
-        to_name=message.to_name,
-        html=rendered.html,
-        text=rendered.text,
-        unsubscribe_url=rendered.unsubscribe_url,
-        message_id=make_message_id(settings.sender.list_id_domain),
+    signer = DkimSigner.from_settings(settings.dkim, settings.sender)
+    data = MessageTemplate(settings.sender, shared, signer).build(
+        MessageParts(
+            to_address=message.to_address,
+            to_name=message.to_name,
+            html=rendered.html,
+            text=rendered.text,
+            unsubscribe_url=rendered.unsubscribe_url,
+            message_id=make_message_id(settings.sender.list_id_domain),
+        )
     )
     return Envelope(settings.sender.from_address, message.to_address, data)
 

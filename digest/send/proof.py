@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from digest.config import Settings
-from digest.preview.reader import preview
+from digest.preview.reader import PreviewOptions, PreviewRequest, preview
 from digest.render.renderer import RenderedMessage, Renderer, RenderOptions
 from digest.send.one_off import OneOff, one_off_envelope, send_one
 from digest.send.outcome import Outcome, Sender
@@ -30,9 +30,8 @@ async def send_test(
     renderer = Renderer(RenderOptions.from_settings(settings))
     with Session(engine) as session:
         mailing_list = get_list(session, list_slug)
-        rendered = preview(
-            session, settings, renderer, list_slug=list_slug, topic_slugs=topic_slugs
-        )
+        request = PreviewRequest(list_slug, topic_slugs=topic_slugs)
+        rendered = preview(session, PreviewOptions.from_settings(settings), renderer, request)
     return await mail_test(settings, sender, mailing_list, rendered, to)
 
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from digest.clock import utcnow
 from digest.db.locks import exclusive
-from digest.render.renderer import Renderer
 from digest.send.claim import release_orphans
-from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport
+from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport, RunHooks
 from digest.send.outcome import Sender
 from digest.send.smtp import SmtpUnavailable
 from subscribers.models import MailingList
@@ -34,16 +31,6 @@ class RunOptions:
     day: date | None = None
     limit: int | None = None
     max_lateness: timedelta | None = None
-
-
-@dataclass(frozen=True)
-class RunHooks:
-    """What the calling process lends the run: its clock, stop flag, progress bar, renderer."""
-
-    clock: Callable[[], datetime] = utcnow
-    stop: Callable[[], bool] | None = None
-    progress: Callable[[int, int], None] | None = None
-    renderer: Renderer | None = None
 
 
 async def send_list(
@@ -78,15 +65,7 @@ async def _run(
     options: RunOptions,
     hooks: RunHooks,
 ) -> DispatchReport:
-    dispatcher = Dispatcher(
-        engine,
-        mailing_list,
-        sender,
-        options.dispatch,
-        renderer=hooks.renderer,
-        progress=hooks.progress,
-        clock=hooks.clock,
-    )
+    dispatcher = Dispatcher(engine, mailing_list, sender, options.dispatch, hooks)
     if options.plan:
         return await dispatcher.run(
             now=options.now,

@@ -37,7 +37,7 @@ from digest.config import Settings
 from digest.errors import InvalidInput
 from digest.send.claim import claim_leased, renew_lease
 from digest.send.claimed import Claimed
-from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport
+from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport, RunHooks
 from digest.send.outcome import Sender
 from digest.send.record import OutcomeNotRecorded
 from subscribers.models import MailingList
@@ -105,7 +105,7 @@ class Worker:
             if mailing_list is None:
                 raise InvalidInput(f"mailing list {list_id} does not exist")
             found = self._dispatchers[list_id] = Dispatcher(
-                self.engine, mailing_list, self.sender, self.dispatch, clock=self.clock
+                self.engine, mailing_list, self.sender, self.dispatch, RunHooks(clock=self.clock)
             )
         return found
 

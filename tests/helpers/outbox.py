@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from digest.db.models import Delivery
-from digest.selection.due import Selection, select_due
+from digest.selection.due import PlanRequest, Selection, select_due
 from tests.helpers.world import World, add_article, add_reader, make_world
 
 NOW = datetime(2026, 11, 29, 6, tzinfo=UTC)
@@ -27,7 +27,7 @@ def due_world(engine: Engine, session: Session, n: int = 3) -> tuple[World, Sele
 
 def due_now(engine: Engine, world: World) -> Selection:
     with engine.connect() as connection:
-        return select_due(connection, world.daily, now=NOW, max_articles=20)
+        return select_due(connection, world.daily, PlanRequest(now=NOW, max_articles=20))
 
 
 def statuses(session: Session) -> dict[int, str]:

@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 
 from digest.config import Settings
 from digest.db.models import Delivery, Event
-from digest.send.dispatcher import Dispatcher, DispatchOptions
+from digest.send.dispatcher import Dispatcher, DispatchOptions, RunHooks
 from digest.send.outcome import Sender
 from digest.send.smtp import SmtpSender
 from digest.web import create_app
@@ -54,7 +54,9 @@ def send_digests(
 
         async def go() -> None:
             async with SmtpSender(smtp) as sender:
-                await Dispatcher(engine, world.daily, sender, options, clock=lambda: now).run()
+                await Dispatcher(
+                    engine, world.daily, sender, options, RunHooks(clock=lambda: now)
+                ).run()
 
         asyncio.run(go())
         return {m.rcpt_tos[0]: parse(m.data) for m in sink.messages}

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from digest.catalog.topics import add_topic
 from digest.db.models import Article, ArticleTopic, Topic
-from subscribers.lists import create_list
+from subscribers.lists import ListSpec, create_list
 from subscribers.models import MailingList
 from subscribers.people import Consent, Person, subscribe
 
@@ -32,11 +32,13 @@ def make_world(session: Session, *, hour: int = 7, cadence: str = "daily") -> Wo
     }
     daily = create_list(
         session,
-        slug="daily",
-        name="النشرة اليومية",
-        hour=hour,
-        cadence=cadence,
-        topic_ids=[t.id or 0 for t in topics.values()],
+        ListSpec(
+            slug="daily",
+            name="النشرة اليومية",
+            hour=hour,
+            cadence=cadence,
+            topic_ids=[t.id or 0 for t in topics.values()],
+        ),
     )
     session.commit()
     return World(daily, topics)

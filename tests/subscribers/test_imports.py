@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from digest.catalog.topics import add_topic
 from subscribers.imports import CsvError, ImportOptions, import_csv, write_rejects
-from subscribers.lists import create_list
+from subscribers.lists import ListSpec, create_list
 from subscribers.models import MailingList, Subscriber, Subscription, SubscriptionTopic
 from subscribers.people import Person, subscribe, suppress, unsubscribe
 
@@ -25,7 +25,7 @@ def daily(session: Session) -> MailingList:
     economy = add_topic(session, slug="economy", name="اقتصاد")
     add_topic(session, slug="cooking", name="طبخ")
     mailing_list = create_list(
-        session, slug="daily", name="يومية", topic_ids=[politics.id or 0, economy.id or 0]
+        session, ListSpec(slug="daily", name="يومية", topic_ids=[politics.id or 0, economy.id or 0])
     )
     session.commit()
     return mailing_list

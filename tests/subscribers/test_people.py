@@ -7,7 +7,7 @@ from sqlmodel import Session, select
 
 from digest.catalog.topics import add_topic
 from digest.errors import InvalidInput, NotFound
-from subscribers.lists import create_list
+from subscribers.lists import ListSpec, create_list
 from subscribers.models import Subscriber, Subscription, SubscriptionTopic
 from subscribers.people import (
     Consent,
@@ -23,7 +23,7 @@ from subscribers.people import (
 
 
 def test_double_opt_in_list_waits_for_confirmation(session: Session) -> None:
-    mailing_list = create_list(session, slug="weekly", name="أسبوعية", double_opt_in=True)
+    mailing_list = create_list(session, ListSpec(slug="weekly", name="أسبوعية", double_opt_in=True))
     sub = subscribe(
         session,
         Person("a@example.org", "Asia/Riyadh"),
@@ -47,8 +47,8 @@ def test_double_opt_in_list_waits_for_confirmation(session: Session) -> None:
 
 def test_unsubscribe_keeps_record_and_remove_erases_everything(session: Session) -> None:
     topic = add_topic(session, slug="sports", name="رياضة")
-    one = create_list(session, slug="one", name="1")
-    two = create_list(session, slug="two", name="2")
+    one = create_list(session, ListSpec(slug="one", name="1"))
+    two = create_list(session, ListSpec(slug="two", name="2"))
     for mailing_list in (one, two):
         subscribe(
             session,
@@ -70,7 +70,7 @@ def test_unsubscribe_keeps_record_and_remove_erases_everything(session: Session)
 
 
 def test_suppressed_address_cannot_subscribe(session: Session) -> None:
-    mailing_list = create_list(session, slug="daily", name="يومية")
+    mailing_list = create_list(session, ListSpec(slug="daily", name="يومية"))
     suppress(session, "x@Example.org", "complaint")
     suppress(session, "x@example.org", "complaint")  # idempotent
     with pytest.raises(Suppressed, match="suppressed"):
@@ -82,6 +82,8 @@ def test_suppressed_address_cannot_subscribe(session: Session) -> None:
 def test_topics_must_be_offered(session: Session) -> None:
     sports = add_topic(session, slug="sports", name="رياضة")
     arts = add_topic(session, slug="arts", name="فنون")
-    mailing_list = create_list(session, slug="daily", name="يومية", topic_ids=[sports.id or 0])
+    mailing_list = create_list(
+        session, ListSpec(slug="daily", name="يومية", topic_ids=[sports.id or 0])
+    )
     with pytest.raises(InvalidInput, match="does not offer topic 'arts'"):
         check_topics_offered(session, mailing_list, [arts.id or 0], ["arts"])

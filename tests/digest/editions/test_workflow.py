@@ -22,8 +22,8 @@ from digest.editions.workflow import editorial_around
 from digest.errors import InvalidInput
 from digest.preview.edition import overview, render_preview
 from digest.render.renderer import Recipient, Renderer, RenderOptions
-from digest.selection.due import Selection, select_due
-from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport
+from digest.selection.due import PlanRequest, Selection, select_due
+from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport, RunHooks
 from digest.send.smtp import SmtpSender
 from tests.helpers.smtp_sink import SmtpSink
 from tests.helpers.world import World, add_article, add_reader, make_world
@@ -69,9 +69,9 @@ def _select(engine: Engine, world: World, now: datetime = NOW) -> Selection:
         return select_due(
             connection,
             world.daily,
-            now=now,
-            max_articles=20,
-            editorial=editorial_around(connection, world.daily, now),
+            PlanRequest(
+                now=now, max_articles=20, editorial=editorial_around(connection, world.daily, now)
+            ),
         )
 
 
@@ -207,7 +207,9 @@ def _dispatch(
 
     async def go() -> DispatchReport:
         async with SmtpSender(smtp) as sender:
-            dispatcher = Dispatcher(engine, world.daily, sender, options, clock=lambda: now)
+            dispatcher = Dispatcher(
+                engine, world.daily, sender, options, RunHooks(clock=lambda: now)
+            )
             return await dispatcher.run(**kw)  # type: ignore[arg-type]
 
     return asyncio.run(go())

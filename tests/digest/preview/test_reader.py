@@ -13,11 +13,11 @@ from digest.catalog.topics import add_topic
 from digest.config import Settings
 from digest.db.models import Article, ArticleTopic, Topic
 from digest.errors import InvalidInput, NotFound
-from digest.preview.reader import preview
+from digest.preview.reader import PreviewOptions, PreviewRequest, preview
 from digest.render.renderer import Renderer
-from digest.selection.due import due_on, segments_for, select_due
+from digest.selection.due import PlanRequest, due_on, segments_for, select_due
 from digest.send.plan import plan
-from subscribers.lists import create_list
+from subscribers.lists import ListSpec, create_list
 from subscribers.people import Person, subscribe
 from tests.helpers.render_samples import options
 from tests.helpers.world import World, add_article, add_reader, make_world
@@ -48,8 +48,8 @@ def world(session: Session) -> dict[str, Topic]:
     economy = add_topic(session, slug="economy", name="اقتصاد", name_en="Economy")
     tech = add_topic(session, slug="tech", name="تقنية", name_en="Technology")
     sports = add_topic(session, slug="sports", name="رياضة")
-    daily = create_list(session, slug="daily", name="النشرة اليومية", hour=7)
-    create_list(session, slug="tech-only", name="تقنية", topic_ids=[tech.id or 0])
+    daily = create_list(session, ListSpec(slug="daily", name="النشرة اليومية", hour=7))
+    create_list(session, ListSpec(slug="tech-only", name="تقنية", topic_ids=[tech.id or 0]))
     _article(session, 1, [economy], SEND - timedelta(hours=1))
     _article(session, 2, [tech, economy], SEND - timedelta(hours=2))
     _article(session, 3, [sports], SEND - timedelta(hours=3))
@@ -69,8 +69,12 @@ def test_topic_mix_gets_that_days_window_untracked(
     session: Session, settings: Settings, world: dict[str, Topic]
 ) -> None:
     renderer = Renderer(options(settings))
+    opts = PreviewOptions.from_settings(settings)
     message = preview(
-        session, settings, renderer, list_slug="daily", topic_slugs=["economy"], day=DAY, now=EARLY
+        session,
+        opts,
+        renderer,
+        PreviewRequest(list_slug="daily", topic_slugs=["economy"], day=DAY, now=EARLY),
     )
     assert message.article_ids == (1, 2)  # newest first; 4 and 5 are outside the window
     assert "https://news.example.org/a/1" in message.html  # direct links
@@ -82,9 +86,14 @@ def test_no_choice_means_everything_the_list_offers(
     session: Session, settings: Settings, world: dict[str, Topic]
 ) -> None:
     renderer = Renderer(options(settings))
-    everything = preview(session, settings, renderer, list_slug="daily", day=DAY, now=EARLY)
+    opts = PreviewOptions.from_settings(settings)
+    everything = preview(
+        session, opts, renderer, PreviewRequest(list_slug="daily", day=DAY, now=EARLY)
+    )
     assert _ids(everything.article_ids) == [1, 2, 3]
-    offered = preview(session, settings, renderer, list_slug="tech-only", day=DAY, now=EARLY)
+    offered = preview(
+        session, opts, renderer, PreviewRequest(list_slug="tech-only", day=DAY, now=EARLY)
+    )
     assert offered.article_ids == (2,)
 
 
@@ -92,10 +101,13 @@ def test_subscriber_gets_their_topics_language_and_name(
     session: Session, settings: Settings, world: dict[str, Topic]
 ) -> None:
     renderer = Renderer(options(settings))
+    opts = PreviewOptions.from_settings(settings)
     message = preview(
-        session, settings, renderer, list_slug="daily", email="eve@EXAMPLE.org", day=DAY,
-        now=EARLY,
-    )  # fmt: skip
+        session,
+        opts,
+        renderer,
+        PreviewRequest(list_slug="daily", email="eve@EXAMPLE.org", day=DAY, now=EARLY),
+    )
     assert message.article_ids == (2,)
     assert message.locale == "en"
     assert '<html lang="en" dir="ltr"' in message.html
@@ -109,7 +121,10 @@ def test_max_articles_caps_the_preview(
         update={"digest": settings.digest.model_copy(update={"max_articles": 1})}
     )
     message = preview(
-        session, capped, Renderer(options(capped)), list_slug="daily", day=DAY, now=EARLY
+        session,
+        PreviewOptions.from_settings(capped),
+        Renderer(options(capped)),
+        PreviewRequest(list_slug="daily", day=DAY, now=EARLY),
     )
     assert message.article_ids == (1,)
 
@@ -118,26 +133,37 @@ def test_bad_requests_are_clear_errors(
     session: Session, settings: Settings, world: dict[str, Topic]
 ) -> None:
     renderer = Renderer(options(settings))
+    opts = PreviewOptions.from_settings(settings)
     with pytest.raises(NotFound, match="unknown topic 'nope'"):
-        preview(session, settings, renderer, list_slug="daily", topic_slugs=["nope"])
+        preview(session, opts, renderer, PreviewRequest(list_slug="daily", topic_slugs=["nope"]))
     with pytest.raises(InvalidInput, match="does not offer topic 'economy'"):
-        preview(session, settings, renderer, list_slug="tech-only", topic_slugs=["economy"])
+        preview(
+            session, opts, renderer, PreviewRequest(list_slug="tech-only", topic_slugs=["economy"])
+        )
     with pytest.raises(NotFound, match="not subscribed to list 'tech-only'"):
-        preview(session, settings, renderer, list_slug="tech-only", email="eve@example.org")
+        preview(
+            session, opts, renderer, PreviewRequest(list_slug="tech-only", email="eve@example.org")
+        )
     with pytest.raises(InvalidInput, match="not both"):
         preview(
-            session, settings, renderer, list_slug="daily", email="eve@example.org",
-            topic_slugs=["tech"],
-        )  # fmt: skip
+            session,
+            opts,
+            renderer,
+            PreviewRequest(list_slug="daily", email="eve@example.org", topic_slugs=["tech"]),
+        )
 
 
 def test_a_past_day_ends_now_as_sending_it_late_would(
     session: Session, settings: Settings, world: dict[str, Topic]
 ) -> None:
     renderer = Renderer(options(settings))
+    opts = PreviewOptions.from_settings(settings)
     later = SEND + timedelta(hours=1)
     message = preview(
-        session, settings, renderer, list_slug="daily", topic_slugs=["economy"], day=DAY, now=later
+        session,
+        opts,
+        renderer,
+        PreviewRequest(list_slug="daily", topic_slugs=["economy"], day=DAY, now=later),
     )
     assert message.article_ids == (5, 1, 2)  # 5 came in after the hour, before now
 
@@ -149,7 +175,7 @@ HOUR = SEND
 def _sent_ids(engine: Engine, world: World, now: datetime) -> tuple[int, ...]:
     """The article ids `digest send` at `now` gives the reader (the only one on the list)."""
     with engine.connect() as connection:
-        selection = select_due(connection, world.daily, now=now, max_articles=20)
+        selection = select_due(connection, world.daily, PlanRequest(now=now, max_articles=20))
     (segment,) = selection.segments
     return segment.article_ids
 
@@ -171,7 +197,9 @@ def test_preview_and_send_give_the_reader_the_same_articles(
     day_before = HOUR - timedelta(days=1)
     add_article(session, world, "قديم", ["economy"], day_before - timedelta(hours=1))
     with engine.connect() as connection:
-        yesterday = select_due(connection, world.daily, now=day_before, max_articles=20)
+        yesterday = select_due(
+            connection, world.daily, PlanRequest(now=day_before, max_articles=20)
+        )
     plan(engine, yesterday, day_before)  # the 27th's digest: its cutoff starts DAY's window
     evening = add_article(session, world, "مساء", ["politics"], day_before + timedelta(hours=14))
     night = add_article(session, world, "ليل", ["economy"], HOUR - timedelta(hours=2))
@@ -179,10 +207,14 @@ def test_preview_and_send_give_the_reader_the_same_articles(
     late = add_article(session, world, "ضحى", ["economy"], HOUR + timedelta(hours=1))
     add_article(session, world, "مباراة", ["sports"], HOUR - timedelta(hours=1))
     renderer = Renderer(options(settings))
+    opts = PreviewOptions.from_settings(settings)
 
     def previewed(now: datetime) -> tuple[int, ...]:
         message = preview(
-            session, settings, renderer, list_slug="daily", email="r@example.org", day=DAY, now=now
+            session,
+            opts,
+            renderer,
+            PreviewRequest(list_slug="daily", email="r@example.org", day=DAY, now=now),
         )
         return message.article_ids
 

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 from digest.db.models import Delivery, Edition
-from digest.selection.due import due_in_batches, select_due
+from digest.selection.due import PlanRequest, due_in_batches, select_due
 from digest.selection.window import local_due_date
 from digest.send.plan import plan
 from subscribers.people import suppress, unsubscribe
@@ -19,7 +19,7 @@ NOV = datetime(2026, 11, 29, tzinfo=UTC)
 
 def _select(engine: Engine, world, now: datetime, day: date | None = None):  # type: ignore[no-untyped-def]
     with engine.connect() as connection:
-        return select_due(connection, world.daily, now=now, max_articles=20, day=day)
+        return select_due(connection, world.daily, PlanRequest(now=now, max_articles=20, day=day))
 
 
 def _emails(selection) -> set[str]:  # type: ignore[no-untyped-def]
@@ -169,9 +169,7 @@ def _late_select(engine: Engine, world, now: datetime, hours: float = 6):  # typ
         return select_due(
             connection,
             world.daily,
-            now=now,
-            max_articles=20,
-            max_lateness=timedelta(hours=hours),
+            PlanRequest(now=now, max_articles=20, max_lateness=timedelta(hours=hours)),
         )
 
 
@@ -262,7 +260,9 @@ def test_weekly_lists_send_every_seven_days(engine: Engine, session: Session) ->
 
 def _batched(engine: Engine, world, now: datetime, size: int, **options):  # type: ignore[no-untyped-def]
     return list(
-        due_in_batches(engine, world.daily, now=now, max_articles=20, batch_size=size, **options)
+        due_in_batches(
+            engine, world.daily, PlanRequest(now=now, max_articles=20, **options), batch_size=size
+        )
     )
 
 
@@ -319,7 +319,9 @@ def test_batches_together_select_exactly_what_select_due_selects(
     later = day2 + timedelta(hours=13)
     with engine.connect() as connection:
         caught = select_due(
-            connection, world.daily, now=later, max_articles=20, max_lateness=timedelta(hours=4)
+            connection,
+            world.daily,
+            PlanRequest(now=later, max_articles=20, max_lateness=timedelta(hours=4)),
         )
     batches = _batched(engine, world, later, 3, max_lateness=timedelta(hours=4))
     assert _digests(batches) == _digests([caught]) and caught.late
@@ -339,7 +341,7 @@ def test_a_batch_reads_only_its_own_subscribers(engine: Engine, session: Session
     try:
         counts = []
         for selection in due_in_batches(
-            engine, world.daily, now=now, max_articles=20, batch_size=3
+            engine, world.daily, PlanRequest(now=now, max_articles=20), batch_size=3
         ):
             counts.append(len(statements))
             plan(engine, selection, now)  # others' rows appear between two batches
@@ -348,4 +350,4 @@ def test_a_batch_reads_only_its_own_subscribers(engine: Engine, session: Session
         event.remove(engine, "before_cursor_execute", listener)
     assert len(counts) == 3 and counts[1] == counts[2]
     with engine.connect() as connection:
-        assert select_due(connection, world.daily, now=now, max_articles=20).due == 0
+        assert select_due(connection, world.daily, PlanRequest(now=now, max_articles=20)).due == 0

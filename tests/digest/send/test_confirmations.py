@@ -15,7 +15,7 @@ from digest.config import Settings
 from digest.errors import InvalidInput
 from digest.send.confirmations import confirmation_envelope, mail_confirmation, welcome_envelope
 from digest.send.smtp import SmtpSender
-from subscribers.lists import create_list
+from subscribers.lists import ListSpec, create_list
 from subscribers.people import Person, find_subscriber, subscribe
 from tests.helpers.smtp_sink import SmtpSink
 from tests.helpers.web import parse
@@ -39,11 +39,13 @@ def optin(session: Session) -> World:
     world = make_world(session)
     weekly = create_list(
         session,
-        slug="weekly",
-        name="الأسبوعية",
-        cadence="weekly",
-        double_opt_in=True,
-        topic_ids=[world.topic_id("politics"), world.topic_id("economy")],
+        ListSpec(
+            slug="weekly",
+            name="الأسبوعية",
+            cadence="weekly",
+            double_opt_in=True,
+            topic_ids=[world.topic_id("politics"), world.topic_id("economy")],
+        ),
     )
     session.commit()
     return World(weekly, world.topics)

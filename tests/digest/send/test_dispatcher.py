@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from digest.config import Settings
 from digest.db.models import Delivery
-from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport
+from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport, RunHooks
 from digest.send.record import RecordOptions
 from digest.send.smtp import SmtpSender
 from digest.tracking.tokens import Purpose, Signer
@@ -47,7 +47,7 @@ def _send(
 
     async def go() -> DispatchReport:
         async with SmtpSender(smtp) as sender:
-            dispatcher = Dispatcher(engine, world.daily, sender, opts, clock=lambda: now)
+            dispatcher = Dispatcher(engine, world.daily, sender, opts, RunHooks(clock=lambda: now))
             return await dispatcher.run()
 
     return asyncio.run(go())

@@ -9,23 +9,23 @@ from pathlib import Path
 
 from digest.config import SenderSettings
 from digest.send.files import FileSender
-from digest.send.mime import MessageTemplate
+from digest.send.mime import MessageParts, MessageTemplate, SharedHeaders
 from digest.send.outcome import Envelope, Outcome, Sender
 
 RETURN_PATH = "bounces@news.example.org"
 
 
 def _digest_message(recipient: str, message_id: str | None) -> bytes:
-    template = MessageTemplate(
-        SenderSettings(), list_name="Daily Digest", list_slug="daily", subject="نشرتك اليومية"
-    )
-    return template.build(
-        to_address=recipient,
-        to_name="قارئ",
-        html="<p>مرحبا</p>",
-        text="مرحبا",
-        unsubscribe_url="https://news.example.org/u/T",
-        message_id=message_id,
+    shared = SharedHeaders(list_name="Daily Digest", list_slug="daily", subject="نشرتك اليومية")
+    return MessageTemplate(SenderSettings(), shared).build(
+        MessageParts(
+            to_address=recipient,
+            to_name="قارئ",
+            html="<p>مرحبا</p>",
+            text="مرحبا",
+            unsubscribe_url="https://news.example.org/u/T",
+            message_id=message_id,
+        )
     )
 
 

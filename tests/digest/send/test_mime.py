@@ -18,7 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from digest.config import DkimSettings, SenderSettings, load_settings
 from digest.errors import ConfigError, InvalidInput
-from digest.send.mime import DKIM_HEADERS, DkimSigner, MessageTemplate, make_message_id
+from digest.send.mime import (
+    DKIM_HEADERS,
+    DkimSigner,
+    MessageParts,
+    MessageTemplate,
+    SharedHeaders,
+    make_message_id,
+)
 from tests.helpers.paths import ROOT
 
 SUBJECT = "نشرتك اليومية: اجتماع وزراء الخارجية العرب في القاهرة لبحث الأوضاع الإقليمية"
@@ -29,7 +36,9 @@ MAILTO = "mailto:unsubscribe@news.example.org?subject=TOKEN"
 DATE = datetime(2025, 5, 1, 4, 0, tzinfo=UTC)
 
 
-def _template(sender: SenderSettings | None = None, **overrides: object) -> MessageTemplate:
+def _template(
+    sender: SenderSettings | None = None, signer: DkimSigner | None = None, **overrides: object
+) -> MessageTemplate:
     options: dict[str, object] = {
         "list_name": "Daily Digest",
         "list_slug": "daily",
@@ -38,7 +47,8 @@ def _template(sender: SenderSettings | None = None, **overrides: object) -> Mess
         "campaign": "2025-05-01",
     }
     options.update(overrides)
-    return MessageTemplate(sender or SenderSettings(), **options)  # type: ignore[arg-type]
+    shared = SharedHeaders(**options)  # type: ignore[arg-type]
+    return MessageTemplate(sender or SenderSettings(), shared, signer)
 
 
 def _build(template: MessageTemplate, **overrides: object) -> bytes:
@@ -53,7 +63,7 @@ def _build(template: MessageTemplate, **overrides: object) -> bytes:
         "date": DATE,
     }
     options.update(overrides)
-    return template.build(**options)  # type: ignore[arg-type]
+    return template.build(MessageParts(**options))  # type: ignore[arg-type]
 
 
 def _parse(data: bytes) -> EmailMessage:

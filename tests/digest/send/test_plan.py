@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from digest.db.models import Delivery, Edition
-from digest.selection.due import Selection, due_in_batches
+from digest.selection.due import PlanRequest, Selection, due_in_batches
 from digest.send.plan import plan, plan_batches
 from subscribers.models import Subscriber
 from tests.helpers.outbox import NOW, due_now, due_world, statuses
@@ -56,7 +56,9 @@ def test_planning_in_batches_writes_what_planning_at_once_writes(
     expected = _rows(session)
     session.exec(Delivery.__table__.delete())  # type: ignore[attr-defined]
     session.commit()
-    batches = due_in_batches(engine, world.daily, now=NOW, max_articles=20, batch_size=3)
+    batches = due_in_batches(
+        engine, world.daily, PlanRequest(now=NOW, max_articles=20), batch_size=3
+    )
     planned = plan_batches(engine, batches, NOW)
     assert _rows(session) == expected
     assert (planned.queued, planned.skipped_empty, planned.already_planned) == (

@@ -28,7 +28,7 @@ from sqlmodel import Session
 from digest.config import load_settings
 from digest.db.engine import make_engine, upgrade
 from digest.editions.workflow import editorial_around
-from digest.selection.due import select_due
+from digest.selection.due import PlanRequest, select_due
 from digest.send.claim import claim_leased
 from digest.send.claimed import Claimed
 from digest.send.dispatcher import DispatchOptions
@@ -323,9 +323,11 @@ def _plan_rows(engine: Engine, world: World, now: datetime) -> int:
         selection = select_due(
             connection,
             mailing_list,
-            now=now,
-            max_articles=20,
-            editorial=editorial_around(connection, mailing_list, now, None),
+            PlanRequest(
+                now=now,
+                max_articles=20,
+                editorial=editorial_around(connection, mailing_list, now, None),
+            ),
         )
     plan(engine, selection, now)
     return selection.due

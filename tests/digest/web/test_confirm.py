@@ -17,7 +17,7 @@ from digest.send.smtp import SmtpSender
 from digest.tracking.tokens import Purpose, Signer
 from digest.web import create_app
 from subscribers.consent import request_subscription
-from subscribers.lists import create_list, get_list
+from subscribers.lists import ListSpec, create_list, get_list
 from subscribers.people import Consent, Person, describe
 from tests.helpers.cli import Cli
 from tests.helpers.smtp_sink import SmtpSink
@@ -38,11 +38,13 @@ AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) 
 def _optin_list(session: Session, world: World) -> None:
     create_list(
         session,
-        slug="weekly",
-        name="الأسبوعية",
-        hour=0,
-        double_opt_in=True,
-        topic_ids=[world.topic_id("politics")],
+        ListSpec(
+            slug="weekly",
+            name="الأسبوعية",
+            hour=0,
+            double_opt_in=True,
+            topic_ids=[world.topic_id("politics")],
+        ),
     )
     session.commit()
 

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from digest.config import Settings
 from digest.tracking.tokens import Purpose, Signer
 from digest.web import create_app
-from subscribers.lists import create_list
+from subscribers.lists import ListSpec, create_list
 from subscribers.models import Subscription
 from subscribers.people import Consent, Person, remove, subscribe
 from tests.helpers.web import event_count, reader, wait_for
@@ -27,7 +27,7 @@ ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 def _setup(session: Session, world: World, settings: Settings) -> tuple[str, int]:
     """reem on two lists; the unsubscribe token of the daily one."""
     sid = reader(session, world, "reem@example.org", ["politics"])
-    weekly = create_list(session, slug="weekly", name="الأسبوعية", cadence="weekly")
+    weekly = create_list(session, ListSpec(slug="weekly", name="الأسبوعية", cadence="weekly"))
     subscribe(session, Person("reem@example.org", "UTC"), weekly, consent=Consent(confirmed=True))
     session.commit()
     token = Signer(settings.web.secret_key).dumps(Purpose.UNSUBSCRIBE, sid, world.daily.id or 0)
