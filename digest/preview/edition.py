@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlmodel import Session, select
 
 from digest.config import Settings
@@ -22,7 +22,7 @@ from digest.errors import InvalidInput, NotFound
 from digest.preview.delivery import load_delivery
 from digest.render.data import Recipient
 from digest.render.renderer import RenderedMessage, Renderer
-from digest.selection.due import due_on, segments_for
+from digest.selection.due import Selection, due_on, segments_for
 from digest.selection.segments import Segment
 from digest.selection.window import Due
 from subscribers.models import MailingList
@@ -77,18 +77,10 @@ def overview(
     with Session(engine, expire_on_commit=False) as session:
         edition = get_edition(session, edition_id)
         mailing_list = list_of(session, edition)
-        controls = controls_of(edition)
         outbox = delivery_counts(session, edition_id)
         connection = session.connection()
         due = due_on(connection, mailing_list, edition.local_date, now=now)
-        selection = segments_for(
-            connection,
-            mailing_list,
-            due,
-            max_articles=settings.digest.max_articles,
-            tracking=False,
-            editorial=Editorial(mailing_list.needs_approval, {edition.local_date: controls}),
-        )
+        selection = _untracked(connection, edition, mailing_list, due, settings)
     views = [
         SegmentView(
             key=planned.key,
@@ -101,6 +93,7 @@ def overview(
         for planned in selection.segments
     ]
     views.sort(key=lambda v: (-v.subscribers, v.topics, v.key))
+    controls = controls_of(edition)
     return EditionOverview(edition, mailing_list, controls, views, len(selection.empty), outbox)
 
 
@@ -122,7 +115,6 @@ def subscriber_segment(
                 return None
             delivered = load_delivery(engine, delivery.id or 0)
             return dataclasses.replace(delivered.segment, tracking=False), delivered.name
-        controls = controls_of(edition)
         connection = session.connection()
         due: list[Due] = [
             d
@@ -134,17 +126,29 @@ def subscriber_segment(
                 f"{subscriber.email} gets no digest of this edition "
                 "(not active, suppressed, or not due that day)"
             )
-        selection = segments_for(
-            connection,
-            mailing_list,
-            due,
-            max_articles=settings.digest.max_articles,
-            tracking=False,
-            editorial=Editorial(mailing_list.needs_approval, {edition.local_date: controls}),
-        )
+        selection = _untracked(connection, edition, mailing_list, due, settings)
     if not selection.segments:
         return None
     return selection.segments[0].segment, subscriber.name
+
+
+def _untracked(
+    connection: Connection,
+    edition: Edition,
+    mailing_list: MailingList,
+    due: list[Due],
+    settings: Settings,
+) -> Selection:
+    """The segments of `due` in this edition, with its editors' controls and tracking off."""
+    controls = controls_of(edition)
+    return segments_for(
+        connection,
+        mailing_list,
+        due,
+        max_articles=settings.digest.max_articles,
+        tracking=False,
+        editorial=Editorial(mailing_list.needs_approval, {edition.local_date: controls}),
+    )
 
 
 def render_preview(renderer: Renderer, segment: Segment, name: str = "") -> RenderedMessage:

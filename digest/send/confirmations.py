@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from digest.catalog.views import TopicView
+from digest.catalog.topics import topic_views
 from digest.clock import utcnow
 from digest.config import Settings
 from digest.errors import InvalidInput
@@ -67,11 +67,12 @@ def welcome_envelope(
     with Session(engine) as session:
         found = membership(session, subscriber_id, list_id)
         prefs = load_preferences(session, subscriber_id, list_id)
+        views = topic_views(session.connection())
     _require(found, SubscriptionStatus.ACTIVE, "it is not confirmed")
     topics = [
-        TopicView(slug=t.slug, name=t.name, name_en=t.name_en)
+        views[t.id]
         for t in prefs.topics
-        if not prefs.chosen or t.id in prefs.chosen  # none chosen: every topic of the list
+        if t.id in views and (not prefs.chosen or t.id in prefs.chosen)  # none: all the list's
     ]
     renderer = renderer or Renderer(RenderOptions.from_settings(settings))
     compiled = renderer.compile_welcome(
