@@ -7,11 +7,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from subscribers.models import Cadence, MailingList
 
 FIRST_WINDOW = {Cadence.DAILY.value: timedelta(days=1), Cadence.WEEKLY.value: timedelta(days=7)}
+_DEFAULT = FIRST_WINDOW[Cadence.DAILY.value]  # read once: planning asks per subscriber
 
 
 def first_window(cadence: str) -> timedelta:
     """How far back a first digest looks: a day, or a week for weekly lists."""
-    return FIRST_WINDOW.get(cadence, FIRST_WINDOW[Cadence.DAILY.value])
+    return FIRST_WINDOW.get(cadence, _DEFAULT)
 
 
 def edition_window(mailing_list: MailingList, day: date) -> tuple[datetime, datetime]:
