@@ -146,7 +146,7 @@ def hold(ctx: typer.Context, edition_id: EditionId, by: By = None) -> None:
 
     Example: digest editions hold 12
     """
-    _act(ctx, "held", lambda s: editions.hold(s, edition_id, actor=_actor(by), now=utcnow()))
+    _act(ctx, "held", lambda s: editions.hold(s, edition_id, actor=_actor(by)))
 
 
 @app.command()

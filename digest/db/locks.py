@@ -38,6 +38,11 @@ def advisory_key(name: str) -> int:
     )
 
 
+class LockLost(DigestError):
+    """A lock this process held is no longer its own (its database session ended, or its
+    lock file was replaced): whoever takes it next may redo what this holder was doing."""
+
+
 class DatabaseLock:
     """The lock `name` of one database; `acquire` never blocks."""
 

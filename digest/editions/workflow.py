@@ -190,7 +190,7 @@ def approve(session: Session, edition_id: int, *, actor: str, now: datetime) -> 
     return _changed(session, edition, actor, "approve")
 
 
-def hold(session: Session, edition_id: int, *, actor: str, now: datetime) -> Edition:
+def hold(session: Session, edition_id: int, *, actor: str) -> Edition:
     """Stop the edition: nothing more of it is sent until it is released."""
     edition = get_edition(session, edition_id)
     if edition.status == EditionStatus.HELD:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from digest.db.locks import exclusive
+from digest.db.locks import DatabaseLock, LockLost, exclusive
 from digest.send.claim import release_orphans
 from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport, RunHooks
 from digest.send.outcome import Sender
@@ -46,7 +47,8 @@ async def send_list(
     the due retries (`options.plan=False`: only the retries and what is already queued).
     """
     hooks = hooks or RunHooks()
-    with exclusive(engine, f"send-{mailing_list.slug}"):
+    with exclusive(engine, f"send-{mailing_list.slug}") as lock:
+        hooks = replace(hooks, stop=_while_held(lock, hooks.stop))
         release_orphans(engine, mailing_list.id)
         try:
             # Plan-only (workers send): no SMTP connection is opened here.
@@ -56,6 +58,23 @@ async def send_list(
             # Nothing could be sent: give the claimed rows back now rather than next run.
             release_orphans(engine, mailing_list.id)
             raise
+
+
+def _while_held(lock: DatabaseLock, stop: Callable[[], bool] | None) -> Callable[[], bool]:
+    """The run's stop check, which first makes sure the lock is still ours (before each
+    batch is claimed): a server that ended the lock's session (`idle_session_timeout`, a
+    failover) or a lock file removed by hand would otherwise let a second sender start and
+    re-send this run's messages in flight. Raises LockLost, naming the lock."""
+
+    def check() -> bool:
+        if not lock.held():
+            raise LockLost(
+                f"the send lock ({lock.where}) is no longer held by this run: stopping before "
+                "the next batch; what was in flight stays `sending` and the next run sends it"
+            )
+        return stop() if stop is not None else False
+
+    return check
 
 
 async def _run(

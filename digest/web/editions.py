@@ -215,7 +215,7 @@ def _change(web: WebContext, who: SignedIn, edition_id: int, action: str, form: 
         if action == "approve":
             editions.approve(session, edition_id, actor=actor, now=now)
         elif action == "hold":
-            editions.hold(session, edition_id, actor=actor, now=now)
+            editions.hold(session, edition_id, actor=actor)
         elif action == "release":
             editions.release(session, edition_id, actor=actor, now=now)
         elif action == "pin":

@@ -225,7 +225,7 @@ def _status(engine: Engine, edition_id: int) -> str:
 def test_held_edition_sends_nothing_at_its_time_and_goes_out_on_release(
     engine: Engine, settings: Settings, news: News
 ) -> None:
-    _change(engine, lambda s: editions.hold(s, news.edition_id, actor=ACTOR, now=NOW))
+    _change(engine, lambda s: editions.hold(s, news.edition_id, actor=ACTOR))
     late = NOW + timedelta(hours=8)  # the scheduler's 6 h lateness limit has passed meanwhile
     with SmtpSink() as sink:
         report = _dispatch(engine, news.world, settings, sink.port, NOW)
@@ -252,7 +252,7 @@ def test_holding_an_edition_that_is_going_out_stops_the_rest(
     with SmtpSink() as sink:
         report = _dispatch(engine, news.world, settings, sink.port, NOW, limit=1)
         assert report.sent == 1
-        _change(engine, lambda s: editions.hold(s, news.edition_id, actor=ACTOR, now=NOW))
+        _change(engine, lambda s: editions.hold(s, news.edition_id, actor=ACTOR))
         report = _dispatch(engine, news.world, settings, sink.port, NOW + timedelta(minutes=5))
         assert report.sent == 0 and len(sink.messages) == 1
         _change(engine, lambda s: editions.release(s, news.edition_id, actor=ACTOR, now=NOW))
