@@ -278,14 +278,31 @@ class Dispatcher:
             queue.put_nowait(item)
         recorder = Recorder(self.engine, self.options.policy, self.options.record)
 
+        failed = False
+
         async def worker() -> None:
-            while not queue.empty():
-                recorder.check()  # recording has failed: send no more of this batch
-                recorder.submit(await self._attempt(queue.get_nowait()))
+            nonlocal failed
+            try:
+                while not failed:
+                    if recorder.full():  # the database is behind: no more unrecorded sends
+                        await asyncio.to_thread(recorder.wait_for_room)
+                    recorder.check()  # recording has failed: send no more of this batch
+                    if queue.empty():
+                        return
+                    recorder.submit(await self._attempt(queue.get_nowait()))
+            except BaseException:
+                failed = True  # the other workers finish their message and take no more
+                raise
 
         recorder.start()
         try:
-            await asyncio.gather(*(worker() for _ in range(max(1, self.options.concurrency))))
+            # Every worker ends (each with its message recorded) before the recorder closes:
+            # the first error is raised only then, so no outcome is dropped.
+            workers = (worker() for _ in range(max(1, self.options.concurrency)))
+            results = await asyncio.gather(*workers, return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if errors:
+                raise errors[0]
         finally:
             try:  # commits what is left, off the event loop; raises if recording failed
                 await asyncio.to_thread(recorder.close)

@@ -151,6 +151,11 @@ class Recorder:
     error that stopped recording, if any. `recorded` then holds (attempt, new status) of
     every outcome committed.
 
+    Backpressure: at most `RecordOptions.batch` outcomes wait uncommitted. The send loop
+    asks `full()` before each message and, when it is, waits in `wait_for_room()` (off the
+    event loop): while the database is away no more messages go out than that, so no more
+    can be left `sending` (and sent again later) if the recorder finally gives up.
+
     The database may be restarting (or failing over) when a message has just gone out: a
     commit is then retried on a new connection for up to `patience` seconds (the writes are
     idempotent, so a commit whose answer was lost does no harm). Past that the recorder
@@ -178,6 +183,9 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._connection: Connection | None = None
         self._error: BaseException | None = None
+        self._room = threading.Condition()
+        self._uncommitted = 0  # submitted, not yet committed (or given up on)
+        self._closing = False
 
     def start(self) -> None:
         if self._thread is None:
@@ -185,9 +193,31 @@ class Recorder:
             self._thread.start()
 
     def submit(self, attempt: Attempt) -> None:
-        """Queue an outcome for the next commit; raises once recording has failed."""
+        """Queue an outcome for the next commit; raises once recording has failed, and
+        after `close()` (an outcome queued then would never be written)."""
         self.check()
+        if self._closing:
+            raise RuntimeError(f"recorder closed: outcome of delivery {attempt.claimed.id} lost")
+        with self._room:
+            self._uncommitted += 1
         self._queue.put(attempt)
+
+    def full(self) -> bool:
+        """As many outcomes wait uncommitted as `RecordOptions.batch`: send no more yet."""
+        return self._uncommitted >= self.options.batch
+
+    def wait_for_room(self) -> None:
+        """Block until fewer than `batch` outcomes wait uncommitted (a blocking call: run it
+        in a thread); raises the error that stopped recording, if any."""
+        with self._room:
+            self._room.wait_for(
+                lambda: (
+                    self._uncommitted < self.options.batch
+                    or self._error is not None
+                    or self._thread is None
+                )
+            )
+        self.check()
 
     def check(self) -> None:
         """Raise the error that stopped recording, if any (send no more meanwhile)."""
@@ -196,6 +226,7 @@ class Recorder:
 
     def close(self) -> None:
         """Commit what is queued, stop the thread, raise the error of recording if any."""
+        self._closing = True
         thread, self._thread = self._thread, None
         if thread is not None:
             self._queue.put(_STOP)
@@ -220,6 +251,9 @@ class Recorder:
                 except queue.Empty:
                     item = None
             self._commit_retrying(pending)
+            with self._room:  # committed, or given up on (then `_error` says so)
+                self._uncommitted -= len(pending)
+                self._room.notify_all()
             if item is _STOP:
                 self._drop()
                 return

@@ -15,13 +15,16 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from digest.config import Settings
 from digest.db.models import Delivery
 from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport, RunHooks
-from digest.send.record import RecordOptions
+from digest.send.outcome import Envelope, Outcome, SenderLifecycle
+from digest.send.record import Attempt, OutcomeNotRecorded, Recorder, RecordOptions
 from digest.send.smtp import SmtpSender
 from digest.tracking.tokens import Purpose, Signer
 from subscribers.models import Subscriber, Suppression
@@ -302,3 +305,98 @@ def test_a_batch_whose_readers_all_left_does_not_end_the_run(
         assert sorted(sink.recipients()) == sorted(set(emails.values()) - set(left))
     session.expire_all()
     assert Counter(d.status for d in session.exec(select(Delivery))) == {"skipped": 7, "sent": 5}
+
+
+class _Counting(SenderLifecycle):
+    """A sender that accepts each message after a short pause; the first `failing` sends
+    raise (a bug in a sender, say), the others succeed."""
+
+    def __init__(self, failing: int = 0) -> None:
+        self.failing = failing
+        self.calls = 0
+        self.accepted: list[str] = []
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def send(self, envelope: Envelope) -> Outcome:
+        self.calls += 1
+        if self.calls <= self.failing:
+            raise RuntimeError("sender bug")
+        await asyncio.sleep(0.01)
+        self.accepted.append(envelope.recipient)
+        return Outcome("sent", 250, "ok")
+
+
+def _dispatch(
+    engine: Engine, world: World, sender: _Counting, options: DispatchOptions
+) -> DispatchReport:
+    async def go() -> DispatchReport:
+        dispatcher = Dispatcher(engine, world.daily, sender, options, RunHooks(clock=lambda: NOW))
+        return await dispatcher.run()
+
+    return asyncio.run(go())
+
+
+def test_while_outcomes_cannot_be_recorded_at_most_a_batch_more_goes_out(
+    engine: Engine, session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database is away for good: the recorder retries, then gives up. Meanwhile the send
+    # loop waits once `batch` outcomes are uncommitted, so only those (and the messages in
+    # flight) can be sent again by the next run, not the whole claimed batch of 200.
+    world = make_world(session)
+    for i in range(200):
+        add_reader(session, world, f"r{i}@example.org", ["politics"])
+    add_article(session, world, "خبر", ["politics"], NOW - timedelta(hours=2))
+
+    def unreachable(recorder: Recorder, attempts: list[Attempt]) -> list[str]:
+        raise OperationalError("UPDATE delivery", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Recorder, "_commit", unreachable)
+    record = RecordOptions(batch=10, patience=0.2)
+    options = DispatchOptions.from_settings(settings, concurrency=4, record=record)
+    sender = _Counting()
+    with pytest.raises(OutcomeNotRecorded, match="database stayed unreachable"):
+        _dispatch(engine, world, sender, options)
+    assert 0 < len(sender.accepted) <= record.batch + options.concurrency
+    session.expire_all()
+    assert len(session.exec(select(Delivery)).all()) == 200  # nobody lost
+    assert not [d for d in session.exec(select(Delivery)) if d.status == "sent"]
+
+
+def test_a_send_that_raises_stops_the_batch_and_every_accepted_message_is_recorded(
+    engine: Engine, session: Session, settings: Settings
+) -> None:
+    world = make_world(session)
+    for i in range(6):
+        add_reader(session, world, f"r{i}@example.org", ["politics"])
+    add_article(session, world, "خبر", ["politics"], NOW - timedelta(hours=2))
+    sender = _Counting(failing=1)
+    options = DispatchOptions.from_settings(settings, concurrency=3)
+
+    async def go() -> BaseException | None:
+        dispatcher = Dispatcher(engine, world.daily, sender, options, RunHooks(clock=lambda: NOW))
+        try:
+            await dispatcher.run()
+        except RuntimeError as exc:
+            error: BaseException | None = exc
+        else:
+            error = None
+        # A long-lived process (the scheduler) goes on: any send task left running would
+        # finish now, after its batch was closed. Bounded wait for them.
+        for _ in range(200):
+            if len(asyncio.all_tasks()) == 1:
+                break
+            await asyncio.sleep(0.01)
+        return error
+
+    error = asyncio.run(go())
+    assert isinstance(error, RuntimeError) and "sender bug" in str(error)
+    session.expire_all()
+    rows = session.exec(select(Delivery, Subscriber).join(Subscriber)).all()
+    sent = {s.email for d, s in rows if d.status == "sent"}
+    assert sent == set(sender.accepted)  # what went out is known: not sent twice later
+    assert len(sender.accepted) < 6  # the others took no new message after the error
