@@ -20,7 +20,7 @@ def run(
 ) -> None:
     """Run the jobs on time in the foreground: ingest, dispatch, retries, housekeeping.
 
-    Intervals come from [scheduler] in the settings. Only one scheduler per database leads;
+    Intervals come from \\[scheduler] in the settings. Only one scheduler per database leads;
     another one waits as a follower and takes over when the leader stops. SIGTERM or Ctrl-C
     finishes and records the messages in flight, then exits 0. With --once the exit code is
     1 when a job failed; while another scheduler leads, --once runs nothing (exit 0).

@@ -12,10 +12,10 @@ from digest.cli.context import app_context
 def run(
     ctx: typer.Context,
     host: Annotated[
-        str | None, typer.Option("--host", help="Address to listen on (default [web] host).")
+        str | None, typer.Option("--host", help="Address to listen on (default \\[web] host).")
     ] = None,
     port: Annotated[
-        int | None, typer.Option("--port", help="Port to listen on (default [web] port).")
+        int | None, typer.Option("--port", help="Port to listen on (default \\[web] port).")
     ] = None,
 ) -> None:
     """Serve tracking, unsubscribe, preferences, confirmation and view-in-browser pages.

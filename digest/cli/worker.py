@@ -21,7 +21,7 @@ def run(
     concurrency: Annotated[
         int | None,
         typer.Option(
-            "--concurrency", "-c", min=1, max=256, help="SMTP connections (default [smtp])."
+            "--concurrency", "-c", min=1, max=256, help="SMTP connections (default \\[smtp])."
         ),
     ] = None,
     once: Annotated[
@@ -31,10 +31,10 @@ def run(
     """Claim batches of queued deliveries and due retries, and send them (PostgreSQL).
 
     Run as many as you like, on as many machines, against one database: rows are taken
-    with FOR UPDATE SKIP LOCKED under a lease ([workers] lease_seconds) that the worker
+    with FOR UPDATE SKIP LOCKED under a lease (\\[workers] lease_seconds) that the worker
     renews while it sends them; rows of a worker that died are taken again when its lease
     runs out. A database restart is ridden out (outcomes are recorded once it is back).
-    Each worker sends at most [smtp] rate / [workers] count messages per second. SIGTERM
+    Each worker sends at most \\[smtp] rate / \\[workers] count messages per second. SIGTERM
     or Ctrl-C finishes the batch in flight, then exits 0.
 
     Example: digest worker --concurrency 8
