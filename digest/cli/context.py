@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import typer
@@ -16,6 +17,7 @@ from sqlalchemy import Engine
 
 from digest.config import Settings
 from digest.db.engine import make_engine, require_schema
+from digest.errors import InvalidInput
 
 
 @dataclass
@@ -81,3 +83,24 @@ def progress_bar(console: Console, label: str, *, auto_refresh: bool = True) -> 
         transient=True,
         auto_refresh=auto_refresh,
     )
+
+
+def parse_day(text: str) -> date:
+    """A `--date` option: an ISO date."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"--date {text!r} is not a date like 2026-11-29") from None
+
+
+def parse_now(text: str) -> datetime:
+    """A `--now` option: an ISO time with its UTC offset (planning as if it were then)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(
+            f"--now {text!r} is not an ISO time like 2026-11-29T07:00+03:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"--now {text!r} needs a UTC offset, e.g. 2026-11-29T04:00+00:00")
+    return moment

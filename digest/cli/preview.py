@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from digest.cli.context import app_context
+from digest.cli.context import app_context, parse_day, parse_now
 from digest.db.engine import session_scope
 from digest.errors import InvalidInput
 from digest.preview import reader as preview
@@ -47,8 +46,8 @@ def run(
         list_slug,
         email=subscriber,
         topic_slugs=slugs,
-        day=_parse_day(day) if day else None,
-        now=_parse_now(now) if now else None,
+        day=parse_day(day) if day else None,
+        now=parse_now(now) if now else None,
     )
     options = preview.PreviewOptions.from_settings(context.settings)
     with session_scope(context.engine) as session:
@@ -62,22 +61,3 @@ def run(
     except OSError as exc:
         raise InvalidInput(f"cannot write {output}: {exc.strerror}") from None
     typer.echo(f"wrote {output} ({len(message.article_ids)} articles)", err=True)
-
-
-def _parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInput(f"--date {text!r} is not a date like 2026-11-28") from None
-
-
-def _parse_now(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInput(
-            f"--now {text!r} is not an ISO time like 2026-11-29T04:00+00:00"
-        ) from None
-    if moment.tzinfo is None:
-        raise InvalidInput(f"--now {text!r} needs a UTC offset, e.g. 2026-11-29T04:00+00:00")
-    return moment

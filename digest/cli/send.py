@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from digest.cli.context import AppContext, app_context, print_json, print_table, progress_bar
+from digest.cli.context import (
+    AppContext,
+    app_context,
+    parse_day,
+    parse_now,
+    print_json,
+    print_table,
+    progress_bar,
+)
 from digest.clock import utcnow
 from digest.db.engine import session_scope
 from digest.errors import InvalidInput
@@ -35,29 +42,6 @@ LABELS = {
     "late": "skipped (past the lateness limit)",
     "waiting": "waiting (edition held or not approved)",
 }
-
-
-def _parse_date(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"--date {value!r} is not a date like 2026-11-29") from None
-
-
-def _parse_now(value: str | None) -> datetime:
-    if value is None:
-        return utcnow()
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(
-            f"--now {value!r} is not an ISO time like 2026-11-29T07:00+03:00"
-        ) from None
-    if moment.tzinfo is None:
-        raise InvalidInput(f"--now {value!r} needs a UTC offset, e.g. 2026-11-29T04:00+00:00")
-    return moment
 
 
 def make_sender(context: AppContext, to_dir: Path | None) -> Sender:
@@ -90,8 +74,8 @@ def run(
         mailing_list = get_list(session, list_slug)
     options = RunOptions(
         DispatchOptions.from_settings(context.settings),
-        now=_parse_now(now),
-        day=_parse_date(day),
+        now=parse_now(now) if now is not None else utcnow(),
+        day=parse_day(day) if day is not None else None,
         limit=limit,
     )
     report = asyncio.run(_dispatch(context, mailing_list, options, make_sender(context, to_dir)))
