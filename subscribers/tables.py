@@ -3,8 +3,7 @@ exports, selection, stats) reach these tables here."""
 
 from __future__ import annotations
 
-from sqlalchemy import Table
-
+from digest.db.tables import table_of
 from subscribers.models import (
     ListTopic,
     MailingList,
@@ -14,15 +13,9 @@ from subscribers.models import (
     Suppression,
 )
 
-
-def _table(model: type) -> Table:
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    return table
-
-
-LIST_TOPIC = _table(ListTopic)
-MAILING_LIST = _table(MailingList)
-SUBSCRIBER = _table(Subscriber)
-SUBSCRIPTION = _table(Subscription)
-SUBSCRIPTION_TOPIC = _table(SubscriptionTopic)
-SUPPRESSION = _table(Suppression)
+LIST_TOPIC = table_of(ListTopic)
+MAILING_LIST = table_of(MailingList)
+SUBSCRIBER = table_of(Subscriber)
+SUBSCRIPTION = table_of(Subscription)
+SUBSCRIPTION_TOPIC = table_of(SubscriptionTopic)
+SUPPRESSION = table_of(Suppression)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -50,3 +50,8 @@ class DriverSql:
     def json(self, value: Any) -> str:
         """A JSON column value as the driver stores it."""
         return json.dumps(value, separators=(",", ":"))
+
+
+def driver_date(value: object) -> date:
+    """A DATE as the driver returns it: a date (PostgreSQL) or its ISO text (SQLite)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))

@@ -8,15 +8,16 @@ from sqlalchemy import Table
 from digest.db.models import Article, ArticleTopic, Delivery, Edition, Event, Link, Topic
 
 
-def _table(model: type) -> Table:
+def table_of(model: type) -> Table:
+    """The Core table of a SQLModel table class (SQLModel does not type `__table__`)."""
     table: Table = model.__table__  # type: ignore[attr-defined]
     return table
 
 
-ARTICLE = _table(Article)
-ARTICLE_TOPIC = _table(ArticleTopic)
-DELIVERY = _table(Delivery)
-EDITION = _table(Edition)
-EVENT = _table(Event)
-LINK = _table(Link)
-TOPIC = _table(Topic)
+ARTICLE = table_of(Article)
+ARTICLE_TOPIC = table_of(ArticleTopic)
+DELIVERY = table_of(Delivery)
+EDITION = table_of(Edition)
+EVENT = table_of(Event)
+LINK = table_of(Link)
+TOPIC = table_of(Topic)

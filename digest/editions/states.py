@@ -17,7 +17,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection
 
-from digest.db.bulk import DriverSql
+from digest.db.bulk import DriverSql, driver_date
 from digest.db.models import DeliveryStatus, EditionStatus
 from digest.db.tables import EDITION
 
@@ -97,7 +97,7 @@ def start_sending(
         [d.isoformat() for d in dates],
         list_id,
     )
-    return {_day(k): v for k, v in found.items()}
+    return {driver_date(k): v for k, v in found.items()}
 
 
 def finish_sent(connection: Connection, list_id: int) -> int:
@@ -114,7 +114,3 @@ def finish_sent(connection: Connection, list_id: int) -> int:
         (FINISH.target.value, list_id, source.value, *(s.value for s in UNFINISHED)),
     )
     return int(result.rowcount or 0)
-
-
-def _day(value: object) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))

@@ -16,6 +16,7 @@ from typing import cast
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
 from digest.catalog.articles import VIEW_COLUMNS, article_topic_ids, article_view
+from digest.db.bulk import driver_date
 from digest.db.models import DeliveryStatus
 from digest.db.tables import ARTICLE, DELIVERY, EDITION
 from digest.selection.ranking import Candidate
@@ -147,7 +148,8 @@ def last_deliveries(
     )
     result: dict[int, tuple[datetime | None, date | None]] = {}
     for subscriber_id, cutoff, last_day in connection.execute(query).all():
-        result[subscriber_id] = (_aware(cutoff), _as_date(last_day))
+        day = None if last_day is None else driver_date(last_day)
+        result[subscriber_id] = (_aware(cutoff), day)
     return result
 
 
@@ -226,9 +228,3 @@ def _aware(moment: datetime | None) -> datetime | None:
     if isinstance(moment, str):  # SQLite's MAX() returns the stored text
         moment = datetime.fromisoformat(moment)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _as_date(value: date | str | None) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(value)

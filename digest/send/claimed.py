@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 
-from digest.db.bulk import DriverSql
+from digest.db.bulk import DriverSql, driver_date
 from digest.db.models import DeliveryStatus
 from digest.db.tables import DELIVERY
 from subscribers.models import SubscriptionStatus
@@ -75,7 +75,7 @@ def sort_claimed(
                 email,
                 name,
                 locale,
-                _day(day),
+                driver_date(day),
                 _ids(topics),
                 _ids(articles),
                 attempts + attempts_added,
@@ -97,12 +97,6 @@ def _parsed_ids(text: str) -> tuple[int, ...]:
     # A batch holds a handful of distinct id lists (one per segment): parse each once.
     value = json.loads(text)
     return tuple(value) if isinstance(value, list) else ()
-
-
-def _day(value: object) -> date:
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))
 
 
 def _moment(sql: DriverSql, value: object) -> datetime:
