@@ -1,5 +1,5 @@
 """The packages keep their layers: imports point down, no package-level cycle, and the
-audience package (subscribers/) leans on the database layer only.
+audience package (subscribers/) leans on errors, clock, text and db only.
 
 Every `import` and `from ... import` is read with `ast` (module-level, function-level and
 TYPE_CHECKING alike): a type import ties two packages together as much as a call does.
@@ -17,7 +17,7 @@ from tests.helpers.paths import ROOT
 # Lowest first; a package may import itself and anything before it. `digest` is the package
 # root (digest/__init__.py); text imports nothing of the project, and config checks subject
 # templates with it; `samples` is the demo's data; `subscribers` is the audience package,
-# which leans on errors, clock and db; `__main__` is `python -m digest`.
+# which leans on errors, clock, text and db; `__main__` is `python -m digest`.
 LAYERS = (
     "digest",
     "errors",
@@ -42,7 +42,7 @@ LAYERS = (
     "__main__",
 )
 RANK = {name: rank for rank, name in enumerate(LAYERS)}
-SUBSCRIBERS_MAY_IMPORT = {"digest.errors", "digest.clock", "digest.db"}
+SUBSCRIBERS_MAY_IMPORT = {"digest.errors", "digest.clock", "digest.text", "digest.db"}
 
 
 @dataclass(frozen=True)
