@@ -127,13 +127,13 @@ def run_ceiling(csv_path: Path, db: Path) -> int:
     connection = sqlite3.connect(db)
     with csv_path.open(encoding="utf-8") as handle:
         rows = [
-            (r["email"], r["name"], "ar", r["timezone"], "2026-01-01 00:00:00")
+            (r["email"], r["email"].lower(), r["name"], "ar", r["timezone"], "2026-01-01 00:00:00")
             for r in csv.DictReader(handle)
         ]
     with connection:
         connection.executemany(
-            "INSERT INTO subscriber (email, name, locale, timezone, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO subscriber (email, email_key, name, locale, timezone, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
     connection.close()

@@ -114,14 +114,17 @@ def build_world(server: Any, name: str, count: int) -> float:
                 name_text = f"قارئ رقم {i}" if i % 3 else ""
                 locale = "en" if i % 10 == 9 else "ar"
                 zone = send_bench.ZONES[i % len(send_bench.ZONES)]
-                people.append(f"{number}\t{_email(i)}\t{name_text}\t{locale}\t{zone}\t{joined}\n")
+                email = _email(i)
+                people.append(
+                    f"{number}\t{email}\t{email.lower()}\t{name_text}\t{locale}\t{zone}\t{joined}\n"
+                )
                 subs.append(
                     f"{number}\t{number}\t{list_id}\tactive\t\\N\t{joined}\t{joined}\timport\t1\n"
                 )
                 for position, slug in enumerate(rng.choices(combos, weights)[0]):
                     picks.append(f"{number}\t{topic_ids[slug]}\t{position}\n")
             for table, columns, lines in (
-                ("subscriber", "id, email, name, locale, timezone, created_at", people),
+                ("subscriber", "id, email, email_key, name, locale, timezone, created_at", people),
                 (
                     "subscription",
                     "id, subscriber_id, list_id, status, send_hour, requested_at, "

@@ -400,7 +400,7 @@ def run_naive(db: Path, port: int) -> int:
                 unsubscribe_token=tokens.unsubscribe,
                 preferences_token=tokens.preferences,
                 open_token=tokens.open,
-                click_token=tokens.click,
+                click_tokens=tokens.click,
             )
         )
         message = EmailMessage()

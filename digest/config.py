@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -17,26 +19,78 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from digest.errors import ConfigError
+from digest.settings_sources import DEFAULT_CONFIG as DEFAULT_CONFIG
+from digest.settings_sources import (
+    DictSource,
+    check_sections,
+    config_path,
+    describe,
+    nest,
+    read_toml,
+)
+from digest.settings_sources import parse_override as parse_override
+from digest.text.controls import control_problem
+from digest.text.locators import (
+    address_problem,
+    database_url_problem,
+    hostname_problem,
+    web_url_problem,
+)
 from digest.text.placeholders import placeholder_problems
 
-DEFAULT_CONFIG = Path("settings.toml")
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "placeholder"})
+MIN_SECRET_BYTES = 32  # web.secret_key signs every link: shorter keys can be searched
+SECRET_HOWTO = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+_SECRETS = frozenset({"password", "secret_key"})
+
+
+def _check(problem: str | None) -> None:
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def _valid(problem: Callable[[str], str | None], *, optional: bool = False) -> AfterValidator:
+    def check(value: str) -> str:
+        if value or not optional:
+            _check(problem(value))
+        return value
+
+    return AfterValidator(check)
+
+
+# Every setting that names a host or an address is checked when the settings load.
+Host = Annotated[str, _valid(hostname_problem)]
+DnsName = Annotated[str, _valid(lambda v: hostname_problem(v, ip_allowed=False))]
+Address = Annotated[str, _valid(address_problem)]
+OptionalAddress = Annotated[str, _valid(address_problem, optional=True)]
+OptionalDnsName = Annotated[
+    str, _valid(lambda v: hostname_problem(v, ip_allowed=False), optional=True)
+]
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*")
+    @classmethod
+    def _no_controls(cls, value: Any, info: ValidationInfo) -> Any:
+        # Settings end up in headers (From, List-Id, User-Agent) and links: a line break or
+        # control character there is an injection; a bidi control disguises the value.
+        if isinstance(value, str) and info.field_name not in _SECRETS:
+            _check(control_problem(value))
+        return value
+
 
 class DatabaseSettings(_Section):
-    url: str = "sqlite:///./var/digest.sqlite3"
+    url: Annotated[str, _valid(database_url_problem)] = "sqlite:///./var/digest.sqlite3"
+    busy_timeout_seconds: float = Field(30.0, ge=0, le=3600)
 
 
 class SmtpSettings(_Section):
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(25, ge=1, le=65535)
     username: str = ""
     password: str = ""
@@ -47,30 +101,41 @@ class SmtpSettings(_Section):
     rate: float = Field(0.0, ge=0)
     retry_deadline_hours: float = Field(6.0, gt=0, le=168)
     retry_base_seconds: float = Field(60.0, gt=0, le=86_400)
+    # The run's breaker (digest/send/breaker.py): once `breaker_min_messages` outcomes are
+    # in, a run stops (edition held, nobody suppressed) when, among the last
+    # `breaker_window`, the share of permanent refusals reaches `breaker_permanent_share`
+    # or that of timeouts, dropped connections and 421s reaches `breaker_stall_share`.
+    breaker_window: int = Field(100, ge=1, le=100_000)
+    breaker_min_messages: int = Field(20, ge=1, le=100_000)
+    breaker_permanent_share: float = Field(0.5, gt=0, le=1)
+    breaker_stall_share: float = Field(0.5, gt=0, le=1)
+    # The relay carries SMTPUTF8 mail: addresses with a non-ASCII local part (مها@example.org)
+    # are accepted at input. Off, they are refused with a clear message where they come in.
+    smtputf8: bool = False
 
 
 class SenderSettings(_Section):
     from_name: str = "النشرة اليومية"
-    from_address: str = "digest@news.example.org"
-    reply_to: str = ""
-    list_id_domain: str = "news.example.org"
+    from_address: Address = "digest@news.example.org"
+    reply_to: OptionalAddress = ""
+    list_id_domain: DnsName = "news.example.org"
     feedback_id: str = Field("newsdigest", min_length=5, max_length=15)
     postal_address: str = ""
-    unsubscribe_address: str = ""
+    unsubscribe_address: OptionalAddress = ""
 
 
 class DkimSettings(_Section):
     """DKIM signing; an empty private_key_path disables it."""
 
-    selector: str = ""
-    domain: str = ""
+    selector: OptionalDnsName = ""
+    domain: OptionalDnsName = ""
     private_key_path: str = ""
 
 
 class WebSettings(_Section):
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = "change-me"
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     access_log: bool = False
     event_flush_seconds: float = Field(0.5, gt=0, le=60)
@@ -82,10 +147,37 @@ class WebSettings(_Section):
     form_max_age_hours: float = Field(24.0, gt=0, le=24 * 30)
     max_body_bytes: int = Field(65_536, ge=1_024, le=10_000_000)
     consent_version: str = Field("1", min_length=1, max_length=32)
+    # Peers whose X-Forwarded-For is believed (IPs or networks); empty: never believed.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    confirm_max_age_days: float = Field(7.0, gt=0, le=365)
+    confirm_cooldown_minutes: float = Field(60.0, ge=0, le=7 * 24 * 60)
+    confirm_poll_seconds: float = Field(5.0, gt=0, le=3600)
+    confirm_retry_seconds: float = Field(60.0, gt=0, le=86_400)
+    unsubscribe_busy_seconds: float = Field(2.0, gt=0, le=60)
+    spool_dir: str = ""
+    spool_poll_seconds: float = Field(1.0, gt=0, le=60)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # `--set web.trusted_proxies=10.0.0.1,10.0.0.2`
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry[:60]!r} is not an IP address or network") from None
+        return value
 
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
+        _check(web_url_problem(value, base=True))
         return value.rstrip("/")
 
 
@@ -128,12 +220,18 @@ class RenderSettings(_Section):
     @field_validator("site_url")
     @classmethod
     def _strip_site_slash(cls, value: str) -> str:
+        if value:
+            _check(web_url_problem(value))
         return value.rstrip("/")
 
 
 class IngestSettings(_Section):
+    """Fetching and reading feeds: `timeout` is one deadline for a whole fetch (connect to
+    last byte), `max_bytes` caps the decoded body, `max_depth` the nesting of a document."""
+
     timeout: float = Field(20.0, gt=0, le=600)
     max_bytes: int = Field(10_000_000, ge=1_000, le=1_000_000_000)
+    max_depth: int = Field(100, ge=10, le=10_000)
     user_agent: str = Field("digest-engine/0.1 (+https://news.example.org)", min_length=1)
 
 
@@ -201,69 +299,68 @@ class Settings(BaseSettings):
         """Refuse placeholder secrets outside development, naming the variable to set."""
         if self.env == "development":
             return
-        if self.web.secret_key.strip().lower() in PLACEHOLDER_SECRETS:
-            raise ConfigError(
-                "web.secret_key is a placeholder: set DIGEST_WEB__SECRET_KEY to a long random "
-                "value (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
-            )
+        problem = secret_problem(self.web.secret_key)
+        if problem is not None:
+            raise ConfigError(f"web.secret_key {problem}: {_SECRET_FIX}")
         if self.smtp.username and not self.smtp.password:
             raise ConfigError("smtp.username is set but no password: set DIGEST_SMTP__PASSWORD")
 
+    def link_secret_warning(self, *, listen_host: str | None = None) -> str | None:
+        """None when web.secret_key can sign links. A weak key (a placeholder, or under
+        MIN_SECRET_BYTES) is refused with ConfigError, in every mode, unless this is
+        development and nobody else can follow a link signed with it: `web.base_url`, and
+        `listen_host` when serving, on loopback. Then the warning to show, loudly."""
+        problem = secret_problem(self.web.secret_key)
+        if problem is None:
+            return None
+        base_host = urlsplit(self.web.base_url).hostname or ""
+        local = is_loopback(base_host) and (listen_host is None or is_loopback(listen_host))
+        if self.env != "development" or not local:
+            where = f"serving on {listen_host}" if listen_host is not None else ""
+            where = where or f"links go to {self.web.base_url}"
+            raise ConfigError(
+                f"web.secret_key {problem}, and {where}: anyone could forge the links of "
+                f"every email (unsubscribe, preferences, clicks). {_SECRET_FIX}"
+            )
+        return (
+            f"web.secret_key {problem}: acceptable only because this is development on "
+            f"loopback; anyone who knows it can forge links. {_SECRET_FIX}"
+        )
 
-class _DictSource(PydanticBaseSettingsSource):
-    """Feeds the parsed TOML file into pydantic-settings as the lowest-priority source."""
+    def check_urls(self) -> None:
+        """In production the links in emails are https: they carry readers' signed tokens."""
+        if self.env != "production":
+            return
+        for section, key in (("web", "base_url"), ("render", "site_url")):
+            value = getattr(getattr(self, section), key)
+            if value and not value.lower().startswith("https://"):
+                raise ConfigError(
+                    f"{section}.{key} (DIGEST_{section.upper()}__{key.upper()}) must be an "
+                    "https:// URL in production"
+                )
 
-    def __init__(self, settings_cls: type[BaseSettings], data: Mapping[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self._data = dict(data)
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self._data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return self._data
+_SECRET_FIX = f"set DIGEST_WEB__SECRET_KEY to a random value, e.g. the output of `{SECRET_HOWTO}`"
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def secret_problem(secret: str) -> str | None:
+    """What makes `secret` unfit to sign links (a placeholder, too short), or None."""
+    if secret.strip().lower() in PLACEHOLDER_SECRETS:
+        return "is a placeholder"
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        return f"is shorter than {MIN_SECRET_BYTES} bytes"
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1), bracketed or not."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"settings file {path} not found (use --config or DIGEST_CONFIG)"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
-
-
-def parse_override(text: str) -> tuple[list[str], str]:
-    """`smtp.port=2525` -> (["smtp", "port"], "2525")."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} must look like section.key=value")
-    return key.strip().split("."), value
-
-
-def _nest(overrides: Mapping[str, str]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for dotted, value in overrides.items():
-        parts = dotted.split(".")
-        node = nested
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return nested
-
-
-def config_path(
-    explicit: str | Path | None = None, environ: Mapping[str, str] | None = None
-) -> Path:
-    environ = os.environ if environ is None else environ
-    if explicit:
-        return Path(explicit)
-    if environ.get("DIGEST_CONFIG"):
-        return Path(environ["DIGEST_CONFIG"])
-    return DEFAULT_CONFIG
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(
@@ -281,8 +378,9 @@ def load_settings(
     explicit = bool(path) or bool(os.environ.get("DIGEST_CONFIG"))
     file_data: dict[str, Any] = {}
     if chosen.exists() or explicit or require_file:
-        file_data = _read_toml(chosen)
-    init = _nest(overrides or {})
+        file_data = read_toml(chosen)
+    init = nest(overrides or {})
+    check_sections(Settings.model_fields, chosen, file_data, init, os.environ)
 
     class _Loaded(Settings):
         @classmethod
@@ -294,21 +392,13 @@ def load_settings(
             dotenv_settings: PydanticBaseSettingsSource,
             file_secret_settings: PydanticBaseSettingsSource,
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return (init_settings, env_settings, _DictSource(settings_cls, file_data))
+            return (init_settings, env_settings, DictSource(settings_cls, file_data))
 
     try:
         loaded = _Loaded(**init)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, chosen)) from None
+        raise ConfigError(describe(exc, chosen)) from None
     settings = Settings.model_validate(loaded.model_dump())
     settings.check_secrets()
+    settings.check_urls()
     return settings
-
-
-def _describe(exc: ValidationError, path: Path) -> str:
-    problems = []
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
-        env_name = "DIGEST_" + "__".join(str(part).upper() for part in error["loc"])
-        problems.append(f"{key} ({env_name}): {error['msg']}")
-    return f"invalid settings (from {path} and the environment): " + "; ".join(problems)

@@ -1,9 +1,10 @@
 """`digest demo`: the whole main job on the embedded defaults, end to end, in seconds.
 
-Creates a fresh SQLite database under `var/demo/`, the sample topics and a daily list,
-ingests the bundled Arabic sample feed, subscribes a few dozen people in several time
-zones, starts an SMTP server on a free loopback port that stores what it receives as
-`.eml` files, sends the digests that are due through real SMTP, and stops the server.
+Creates a fresh SQLite database under `var/demo/` (a folder it made and marked as its own),
+the sample topics and a daily list, ingests the bundled Arabic sample feed, subscribes a few
+dozen people in several time zones, starts an SMTP server on a free loopback port that
+stores what it receives as `.eml` files, sends the digests that are due through real SMTP,
+and stops the server.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import email
 import email.policy
 import random
-import shutil
+import re
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,7 @@ from digest.catalog import topics
 from digest.clock import utcnow
 from digest.config import Settings
 from digest.db.engine import make_engine, session_scope, upgrade
+from digest.errors import InvalidInput
 from digest.ingest import feeds
 from digest.ingest import pipeline as ingest
 from digest.ingest.pipeline import IngestReport
@@ -42,6 +44,12 @@ FIRST_NAMES = (
     "ليلى", "ناصر",
 )  # fmt: skip
 ENGLISH_NAMES = ("Emma", "James", "Sofia", "Adam")
+# The demo's own folder says so: only a folder holding this file is ever cleared, and only of
+# the files named below (a user's file left in it stays).
+MARKER = ".digest-demo"
+_DATABASE = "demo.sqlite3"
+_OWN_FILES = re.compile(r"demo\.sqlite3(-wal|-shm|-journal)?|digest-[a-z]{2}\.html")
+_OWN_MAIL = re.compile(r"[0-9]{4}-[A-Za-z0-9@._-]+\.eml")
 ZONES = (
     "Asia/Riyadh", "Asia/Dubai", "Africa/Cairo", "Asia/Amman", "Africa/Casablanca",
     "Europe/London", "America/New_York", "Asia/Kuala_Lumpur",
@@ -85,16 +93,14 @@ def _free_port() -> int:
 def run_demo(
     settings: Settings, directory: Path = Path("var/demo"), *, people: int = 36
 ) -> DemoResult:
-    """Run the demo in `directory` (wiped first, so every run starts clean)."""
-    if directory.exists():
-        shutil.rmtree(directory)
-    mailbox = directory / "mail"
-    mailbox.mkdir(parents=True)
+    """Run the demo in `directory`: a new or empty folder, or a previous demo's (whose files
+    are cleared first, so every run starts clean); any other folder is refused."""
+    mailbox = prepare_directory(directory)
     port = _free_port()
     settings = settings.model_copy(
         update={
             "database": settings.database.model_copy(
-                update={"url": f"sqlite:///{(directory / 'demo.sqlite3').resolve()}"}
+                update={"url": f"sqlite:///{(directory / _DATABASE).resolve()}"}
             ),
             "smtp": settings.smtp.model_copy(
                 update={
@@ -134,6 +140,48 @@ async def _send(engine: Any, daily: Any, settings: Settings) -> DispatchReport:
     async with SmtpSender(settings.smtp) as sender:
         dispatcher = Dispatcher(engine, daily, sender, DispatchOptions.from_settings(settings))
         return await dispatcher.run()
+
+
+def prepare_directory(directory: Path) -> Path:
+    """Make `directory` the demo's and return its mail folder: create it, take it when empty,
+    or clear what a previous demo wrote in it. Nothing is deleted that the demo did not write:
+    a non-empty folder without the marker is refused, whatever it holds."""
+    try:
+        if not directory.exists():
+            directory.mkdir(parents=True)
+        elif not directory.is_dir():
+            raise InvalidInput(f"--dir {directory} is a file, not a folder: choose a new folder")
+        elif (directory / MARKER).is_file():
+            _clear_previous(directory)
+        elif any(directory.iterdir()):
+            raise InvalidInput(
+                f"--dir {directory} is not empty and is not a folder the demo made (it has no "
+                f"{MARKER} file); the demo deletes nothing it did not create: choose a new or "
+                "empty folder"
+            )
+        (directory / MARKER).write_text(
+            "Made by `digest demo`: running it again deletes only the files it wrote here.\n",
+            encoding="utf-8",
+        )
+        mailbox = directory / "mail"
+        mailbox.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(f"--dir {directory}: {exc.strerror or exc}") from None
+    return mailbox
+
+
+def _clear_previous(directory: Path) -> None:
+    """Unlink the files an earlier run wrote (names the demo gives), nothing else."""
+    mailbox = directory / "mail"
+    if mailbox.is_symlink() or (mailbox.exists() and not mailbox.is_dir()):
+        raise InvalidInput(f"--dir {directory}: {mailbox} is not the demo's mail folder")
+    for folder, names in ((directory, _OWN_FILES), (mailbox, _OWN_MAIL)):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            # A link is removed, never followed: unlink() on it leaves its target alone.
+            if names.fullmatch(path.name) and (path.is_symlink() or path.is_file()):
+                path.unlink()
 
 
 def _populate(engine: Any, settings: Settings, now: datetime, people: int) -> int:
@@ -198,7 +246,7 @@ def _write_previews(mailbox: Path, directory: Path) -> list[Path]:
         assert isinstance(message, EmailMessage)
         language = str(message.get("Content-Language", "ar"))
         body = message.get_body(("html",))
-        if language in seen or body is None:
+        if language in seen or body is None or not re.fullmatch(r"[a-z]{2}", language):
             continue
         seen.add(language)
         target = directory / f"digest-{language}.html"

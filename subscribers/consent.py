@@ -1,40 +1,47 @@
-"""Consent by link: public subscription requests, confirmation (double opt-in), re-subscribing.
+"""Consent by link: public subscription requests, confirmation (double opt-in), withdrawing.
 
 Everything here is reached through a signed link or a public form, so nothing in it lets a
-stranger change what an existing subscriber chose: a request for an address that is
-already on the list changes nothing, and only the person holding the emailed link confirms.
+stranger change what an existing subscriber chose: a request only appends a step to the
+history and issues a new confirmation nonce; the subscription changes when the person
+holding the newest, unexpired link confirms it.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from digest.clock import utcnow
 from digest.errors import InvalidInput, NotFound
+from subscribers.history import record
 from subscribers.models import (
+    ConsentAction,
     MailingList,
+    PendingConfirmation,
     Subscriber,
     Subscription,
     SubscriptionStatus,
-    SubscriptionTopic,
 )
 from subscribers.people import (
     Consent,
     Person,
     Suppressed,
+    current_subscriber_id,
+    find_subscriber,
     is_suppressed,
     subscribe,
-    unsubscribe,
 )
-from subscribers.validate import normalize_email
+
+NONCE_LIMIT = 2**31 - 1  # a token's numbers are row-id sized; signed, so no need to be secret
 
 
 class Confirmed(StrEnum):
-    CONFIRMED = "confirmed"  # this call activated the subscription
+    CONFIRMED = "confirmed"  # this call activated the subscription (or re-opened it)
     ALREADY = "already"  # it was active before
 
 
@@ -49,6 +56,8 @@ class Membership:
 
 def membership(session: Session, subscriber_id: int, list_id: int) -> Membership:
     """The subscription a link names; NotFound when the person or the list is gone."""
+    # A link mailed before duplicates were merged (migration 0008) names the old id.
+    subscriber_id = current_subscriber_id(session, subscriber_id)
     row = session.exec(
         select(Subscriber, MailingList, Subscription)
         .where(Subscription.subscriber_id == subscriber_id, Subscription.list_id == list_id)
@@ -60,30 +69,100 @@ def membership(session: Session, subscriber_id: int, list_id: int) -> Membership
     return Membership(*row)
 
 
+def issue_confirmation(
+    session: Session, subscriber_id: int, list_id: int, *, source: str, now: datetime
+) -> int:
+    """A fresh nonce for the subscription's confirmation link: every older link stops working."""
+    pending = _pending(session, subscriber_id, list_id)
+    if pending is None:
+        pending = PendingConfirmation(subscriber_id=subscriber_id, list_id=list_id, nonce=0)
+    old = pending.nonce
+    while pending.nonce == old:  # a new request must end the old link
+        pending.nonce = secrets.randbelow(NONCE_LIMIT) + 1
+    pending.requested_at = now
+    pending.source = source[:32]
+    session.add(pending)
+    session.flush()
+    return pending.nonce
+
+
+def mark_sent(session: Session, subscriber_id: int, list_id: int, now: datetime) -> None:
+    """The confirmation went out (the per-address cooldown counts from here)."""
+    pending = _pending(session, subscriber_id, list_id)
+    if pending is not None:
+        pending.sent_at = now
+        session.add(pending)
+        session.flush()
+
+
+def last_sent(session: Session, subscriber_id: int) -> datetime | None:
+    """When this address was last mailed a confirmation, on any list."""
+    return session.exec(
+        select(func.max(PendingConfirmation.sent_at)).where(
+            PendingConfirmation.subscriber_id == subscriber_id
+        )
+    ).one()
+
+
+def _pending(session: Session, subscriber_id: int, list_id: int) -> PendingConfirmation | None:
+    return session.exec(
+        select(PendingConfirmation).where(
+            PendingConfirmation.subscriber_id == subscriber_id,
+            PendingConfirmation.list_id == list_id,
+        )
+    ).first()
+
+
+def confirmable(
+    session: Session,
+    subscriber_id: int,
+    list_id: int,
+    nonce: int,
+    *,
+    max_age: timedelta,
+    now: datetime,
+) -> bool:
+    """Whether `nonce` is the subscription's newest link and has not expired."""
+    pending = _pending(session, subscriber_id, list_id)
+    return pending is not None and pending.nonce == nonce and pending.requested_at + max_age > now
+
+
 def confirm(
     session: Session,
     *,
     subscriber_id: int,
     list_id: int,
+    nonce: int,
     consent: Consent,
+    max_age: timedelta,
     now: datetime | None = None,
 ) -> Confirmed:
-    """Activate an unconfirmed subscription and record the consent (time, IP, agent, version).
+    """Activate (or re-open) a subscription with the consent of the link's holder.
 
-    A withdrawn subscription is not re-opened by an old confirmation link, and a suppressed
-    address is never activated: both raise NotFound, like an unknown subscriber.
+    Only the newest link of the subscription confirms, and only within `max_age` of its
+    request; a suppressed address is never activated. Anything else raises NotFound, like
+    an unknown subscriber. The step is appended to the history.
     """
+    now = now or utcnow()
     found = membership(session, subscriber_id, list_id)
     subscription = found.subscription
     if is_suppressed(session, found.subscriber.email):
         raise NotFound(f"subscriber {subscriber_id} is suppressed")
     if subscription.status == SubscriptionStatus.ACTIVE:
         return Confirmed.ALREADY
-    if subscription.status != SubscriptionStatus.UNCONFIRMED:
-        raise NotFound(f"subscription of subscriber {subscriber_id} was withdrawn")
-    _record(subscription, consent, now or utcnow())
+    if not confirmable(session, subscriber_id, list_id, nonce, max_age=max_age, now=now):
+        raise NotFound(f"confirmation link of subscriber {subscriber_id} expired or was replaced")
+    pending = _pending(session, subscriber_id, list_id)
+    assert pending is not None  # confirmable
+    reopened = subscription.status == SubscriptionStatus.UNSUBSCRIBED
+    given = Consent(pending.source, consent.ip, consent.user_agent, consent.version)
+    _record(subscription, given, now)
+    if reopened:
+        subscription.requested_at = pending.requested_at
     session.add(subscription)
-    session.flush()
+    session.delete(pending)
+    action = ConsentAction.RESUBSCRIBED if reopened else ConsentAction.CONFIRMED
+    record(session, subscription.id or 0, action, given, now)
     return Confirmed.CONFIRMED
 
 
@@ -101,10 +180,11 @@ def resubscribe(
         raise Suppressed(f"{found.subscriber.email} is suppressed")
     subscription = found.subscription
     if subscription.status != SubscriptionStatus.ACTIVE:
-        _record(subscription, consent, now or utcnow())
-        subscription.requested_at = subscription.confirmed_at or utcnow()
+        now = now or utcnow()
+        _record(subscription, consent, now)
+        subscription.requested_at = now
         session.add(subscription)
-        session.flush()
+        record(session, subscription.id or 0, ConsentAction.RESUBSCRIBED, consent, now)
     return subscription
 
 
@@ -121,84 +201,96 @@ def _record(subscription: Subscription, consent: Consent, now: datetime) -> None
 
 @dataclass(frozen=True)
 class Request:
-    """The outcome of a public subscription request."""
+    """What a public subscription request comes to once the queue's worker looks at it."""
 
-    subscription: Subscription
-    send_confirmation: bool  # False: the address is already on the list, nothing to send
+    subscriber_id: int
+    list_id: int
+    send_confirmation: bool  # False: nothing to mail (see `reason`)
+    reason: str = ""
 
 
 def request_subscription(
-    session: Session, person: Person, mailing_list: MailingList, *, consent: Consent
+    session: Session,
+    person: Person,
+    mailing_list: MailingList,
+    *,
+    consent: Consent,
+    cooldown: timedelta = timedelta(0),
+    now: datetime | None = None,
 ) -> Request:
-    """A public form asks to subscribe `email`: an unconfirmed subscription and a link to mail.
+    """Someone asks (on a public form) to subscribe `person.email`: whether to mail a link.
 
-    Only lists with double opt-in take public requests. For an address we already know,
-    nothing the form says (name, language, zone) overwrites what the person chose.
-    Raises Suppressed for a suppressed address (the caller answers as for any other).
+    Only lists with double opt-in take public requests. An address we do not know gets an
+    unconfirmed subscription; for one we know, nothing the form says (name, language,
+    zone) is stored, and an existing subscription, withdrawn or not, is left as it is: the
+    request is only a step of its history until the link is used. An active or suppressed
+    address, or one mailed a confirmation less than `cooldown` ago, is mailed nothing.
     """
     if not mailing_list.double_opt_in:
         raise InvalidInput(f"list {mailing_list.slug!r} does not take public subscriptions")
-    normalized = normalize_email(person.email)
-    if is_suppressed(session, normalized):
-        raise Suppressed(f"{normalized} is suppressed")
-    subscriber = session.exec(select(Subscriber).where(Subscriber.email == normalized)).first()
-    if subscriber is not None:
+    now = now or utcnow()
+    list_id = mailing_list.id or 0
+    if is_suppressed(session, person.email):
+        return Request(0, list_id, send_confirmation=False, reason="suppressed")
+    try:
+        subscriber: Subscriber | None = find_subscriber(session, person.email)
+    except NotFound:
+        subscriber = None
+    if subscriber is None:
+        subscription = subscribe(session, person, mailing_list, consent=consent)
+    else:
+        sent = last_sent(session, subscriber.id or 0)
+        if sent is not None and sent + cooldown > now:
+            return Request(subscriber.id or 0, list_id, send_confirmation=False, reason="cooldown")
         existing = session.exec(
             select(Subscription).where(
-                Subscription.subscriber_id == subscriber.id,
-                Subscription.list_id == mailing_list.id,
+                Subscription.subscriber_id == subscriber.id, Subscription.list_id == list_id
             )
         ).first()
         if existing is not None and existing.status == SubscriptionStatus.ACTIVE:
-            return Request(existing, send_confirmation=False)
-        if existing is not None and existing.status == SubscriptionStatus.UNCONFIRMED:
-            return Request(existing, send_confirmation=True)
-        topic_ids = _chosen(session, existing)
-        known = Person(normalized, subscriber.timezone, locale=subscriber.locale)
-        subscription = subscribe(
-            session,
-            known,
-            mailing_list,
-            topic_ids=topic_ids,
-            hour=existing.send_hour if existing is not None else None,
-            consent=consent,
-        )
-        return Request(subscription, send_confirmation=True)
-    subscription = subscribe(session, person, mailing_list, consent=consent)
-    return Request(subscription, send_confirmation=True)
+            return Request(subscriber.id or 0, list_id, send_confirmation=False, reason="active")
+        subscription = existing or _unconfirmed(session, subscriber, mailing_list, consent)
+    record(session, subscription.id or 0, ConsentAction.REQUESTED, consent, now)
+    return Request(subscription.subscriber_id, list_id, send_confirmation=True)
 
 
-def _chosen(session: Session, subscription: Subscription | None) -> list[int]:
-    if subscription is None:
-        return []
-    return list(
-        session.exec(
-            select(SubscriptionTopic.topic_id)
-            .where(SubscriptionTopic.subscription_id == subscription.id)
-            .order_by(col(SubscriptionTopic.position))
-        )
-    )
+def _unconfirmed(
+    session: Session, subscriber: Subscriber, mailing_list: MailingList, consent: Consent
+) -> Subscription:
+    """A known person's new subscription to another list, waiting for its confirmation."""
+    known = Person(subscriber.email, subscriber.timezone, locale=subscriber.locale, smtputf8=True)
+    return subscribe(session, known, mailing_list, consent=consent)
 
 
 def withdraw(
-    session: Session, *, subscriber_id: int, list_id: int, every_list: bool = False
+    session: Session,
+    *,
+    subscriber_id: int,
+    list_id: int,
+    every_list: bool = False,
+    consent: Consent | None = None,
+    at: datetime | None = None,
 ) -> list[int]:
     """Unsubscribe from the list a link names (or from every list); returns the list ids changed.
 
-    Idempotent: a second call changes nothing and returns []. The consent record stays.
+    Idempotent: a second call changes nothing and returns []. The consent record stays, and
+    each change is a step of the history (with who asked: `consent`, when: `at`).
     """
-    found = membership(session, subscriber_id, list_id)
-    query = (
-        select(MailingList.id, MailingList.slug)
-        .join(Subscription, col(Subscription.list_id) == MailingList.id)
-        .where(
-            Subscription.subscriber_id == subscriber_id,
-            Subscription.status != SubscriptionStatus.UNSUBSCRIBED,
-        )
+    subscriber_id = membership(session, subscriber_id, list_id).subscriber.id or subscriber_id
+    query = select(Subscription).where(
+        Subscription.subscriber_id == subscriber_id,
+        Subscription.status != SubscriptionStatus.UNSUBSCRIBED,
     )
     if not every_list:
         query = query.where(Subscription.list_id == list_id)
-    changed = list(session.exec(query))
-    if changed:
-        unsubscribe(session, found.subscriber.email, [slug for _id, slug in changed])
-    return [lid for lid, _slug in changed if lid is not None]
+    at = at or utcnow()
+    changed = []
+    for subscription in session.exec(query.order_by(col(Subscription.list_id))).all():
+        subscription.status = SubscriptionStatus.UNSUBSCRIBED
+        subscription.withdrawn_at = at
+        session.add(subscription)
+        asked = consent or Consent("web")
+        record(session, subscription.id or 0, ConsentAction.WITHDRAWN, asked, at)
+        changed.append(subscription.list_id)
+    session.flush()
+    return changed

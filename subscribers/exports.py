@@ -8,6 +8,7 @@ from typing import TextIO
 
 from sqlalchemy import Engine, select
 
+from subscribers.csv_cells import write_row
 from subscribers.imports import COLUMNS
 from subscribers.models import TOPIC, MailingList, SubscriptionStatus
 from subscribers.tables import SUBSCRIBER, SUBSCRIPTION, SUBSCRIPTION_TOPIC
@@ -62,10 +63,12 @@ def write_csv(
     mailing_list: MailingList,
     statuses: Sequence[str] = DEFAULT_STATUSES,
 ) -> int:
+    """Write the export to `out`; cells a spreadsheet would run as formulas (a name starting
+    with `=`) get a leading `'`, which `subscribers import` removes again. Returns rows."""
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     count = 0
     for row in export_rows(engine, mailing_list, statuses):
-        writer.writerow(row)
+        write_row(writer, row)
         count += 1
     return count

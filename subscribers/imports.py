@@ -2,7 +2,8 @@
 
 Format: `email,name,topics,timezone,hour` (+ optional `locale`), UTF-8 with or without BOM;
 topics are slugs (or Arabic names) separated by `|` or `،`. Each batch is one transaction:
-a batch either lands whole or not at all.
+a batch either lands whole or not at all. Rejected rows are written to the rejects file as
+they come (memory does not grow with them); the report keeps the first few.
 """
 
 from __future__ import annotations
@@ -12,23 +13,26 @@ import csv
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any
 
 from sqlalchemy import Engine, select
 
-from digest.clock import utcnow
 from digest.db.bulk import DriverSql
 from digest.errors import DigestError, InvalidInput
-from subscribers.models import (
-    MailingList,
-    SubscriptionStatus,
-)
-from subscribers.tables import LIST_TOPIC, SUBSCRIBER
-from subscribers.validate import check_locale, check_timezone, normalize_email, parse_hour
+from subscribers.csv_cells import LastLine, oversized_field, restore, write_row
+from subscribers.import_batches import BatchCounts, BatchWriter, Row
+from subscribers.models import MailingList
+from subscribers.people import clean_name
+from subscribers.tables import LIST_TOPIC
+from subscribers.validate import check_locale, check_timezone, normalize_address, parse_hour
+
+__all__ = ["CsvError", "ImportOptions", "ImportReport", "Reject", "Row", "import_csv"]
 
 COLUMNS = ("email", "name", "topics", "timezone", "hour", "locale")
 TOPIC_SEPARATORS = ("|", "،")
 BATCH = 2000
+KEPT_REJECTS = 200  # rejects the report holds (the file holds them all)
+_TOPIC_CACHE = 4096  # distinct topic spellings remembered (a hostile file has one per row)
 
 
 class CsvError(DigestError):
@@ -43,35 +47,35 @@ class Reject:
     raw: Mapping[str, str]
 
 
-class Row(NamedTuple):  # a NamedTuple: built 100k times per import, 3x cheaper than a dataclass
-    line: int
-    email: str
-    name: str
-    topic_ids: tuple[int, ...]
-    timezone: str
-    hour: int | None
-    locale: str
-
-
 @dataclass
 class ImportReport:
+    """What an import did. `rejected`: bad rows; suppressed and withdrawn addresses are
+    skipped (and written to the rejects file with the reason) but not counted as bad."""
+
     rows: int = 0
     created: int = 0
+    activated: int = 0
     updated: int = 0
     suppressed: int = 0
     withdrawn: int = 0
-    rejects: list[Reject] = field(default_factory=list)
+    rejected: int = 0
+    rejects: list[Reject] = field(default_factory=list)  # the first KEPT_REJECTS, in order
+    rejects_written: int = 0  # rows written to the rejects file (bad and skipped)
     ignored_columns: list[str] = field(default_factory=list)
     dry_run: bool = False
 
-    @property
-    def rejected(self) -> int:
-        return sum(1 for r in self.rejects if not r.reason.startswith(("suppressed", "withdrawn")))
+    def add(self, counts: BatchCounts) -> None:
+        self.created += counts.created
+        self.activated += counts.activated
+        self.updated += counts.updated
+        self.suppressed += counts.suppressed
+        self.withdrawn += counts.withdrawn
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
             "created": self.created,
+            "activated": self.activated,
             "updated": self.updated,
             "suppressed": self.suppressed,
             "withdrawn": self.withdrawn,
@@ -89,6 +93,8 @@ class ImportOptions:
     consent_version: str = "1"
     dry_run: bool = False
     batch_size: int = BATCH
+    rejects_path: Path | None = None  # where rejected rows go, as they come (None: nowhere)
+    smtputf8: bool = False  # the relay takes SMTPUTF8 mail: non-ASCII local parts accepted
 
 
 def check_utf8(path: Path) -> int:
@@ -119,7 +125,7 @@ def check_utf8(path: Path) -> int:
 
 
 class RowParser:
-    """Turns CSV records into validated rows or rejects; remembers emails seen in the file."""
+    """Turns CSV records into validated rows or rejects; remembers addresses seen in the file."""
 
     def __init__(
         self, topics: Mapping[str, int], offered: set[int], options: ImportOptions
@@ -127,17 +133,17 @@ class RowParser:
         self.topics = topics
         self.offered = offered
         self.options = options
-        self.seen: dict[str, int] = {}
+        self.seen: dict[str, int] = {}  # key -> first line
         # Files repeat the same few topic combinations: resolve each spelling once.
         self._topic_cache: dict[str, tuple[int, ...] | str] = {}
 
     def parse(self, line: int, record: Mapping[str, str]) -> Row | Reject:
-        raw_email = (record.get("email") or "").strip()
+        raw_email = restore((record.get("email") or "").strip())
         try:
-            email = normalize_email(raw_email)
-            if email in self.seen:
-                raise InvalidInput(f"duplicate of line {self.seen[email]}")
-            topic_ids = self._topics(record.get("topics") or "")
+            email, key = normalize_address(raw_email, smtputf8=self.options.smtputf8)
+            if key in self.seen:
+                raise InvalidInput(f"duplicate of line {self.seen[key]}")
+            topic_ids = self._topics(restore(record.get("topics") or ""))
             timezone = (record.get("timezone") or "").strip() or self.options.default_timezone
             check_timezone(timezone)
             hour_text = (record.get("hour") or "").strip()
@@ -146,9 +152,9 @@ class RowParser:
             check_locale(locale)
         except InvalidInput as exc:
             return Reject(line, raw_email, str(exc), record)
-        self.seen[email] = line
-        name = " ".join((record.get("name") or "").split())
-        return Row(line, email, name, topic_ids, timezone, hour, locale)
+        self.seen[key] = line
+        name = clean_name(restore(record.get("name") or ""))
+        return Row(line, email, key, name, topic_ids, timezone, hour, locale)
 
     def _topics(self, text: str) -> tuple[int, ...]:
         cached = self._topic_cache.get(text)
@@ -157,7 +163,8 @@ class RowParser:
                 cached = self._resolve_topics(text)
             except InvalidInput as exc:
                 cached = str(exc)
-            self._topic_cache[text] = cached
+            if len(self._topic_cache) < _TOPIC_CACHE:
+                self._topic_cache[text] = cached
         if isinstance(cached, str):
             raise InvalidInput(cached)
         return cached
@@ -179,15 +186,22 @@ class RowParser:
         return tuple(ids)
 
 
-def read_records(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """The normalised header and an iterator of (line number, record)."""
+# (line, record) or (line, reason) for a row the csv module refused.
+Record = tuple[int, dict[str, str] | str]
+
+
+def read_records(path: Path) -> tuple[list[str], Iterator[Record]]:
+    """The normalised header and an iterator of (line number, record); a row the csv module
+    refuses (a field over its size limit) comes as (line number, reason) and the rest goes on."""
     handle = path.open(encoding="utf-8-sig", newline="")
-    reader = csv.reader(handle)
+    lines = LastLine(handle)
+    reader = csv.reader(lines)
     try:
         header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
+    except (StopIteration, csv.Error) as exc:
         handle.close()
-        raise CsvError(f"{path}: the file is empty; it needs a header line with 'email'") from None
+        problem = "is empty" if isinstance(exc, StopIteration) else f"has a bad header ({exc})"
+        raise CsvError(f"{path}: the file {problem}; it needs a header line with 'email'") from None
     if "email" not in header:
         handle.close()
         raise CsvError(
@@ -195,14 +209,54 @@ def read_records(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, s
             f"expected {','.join(COLUMNS[:5])}"
         )
 
-    def records() -> Iterator[tuple[int, dict[str, str]]]:
+    def records() -> Iterator[Record]:
         with handle:
-            for values in reader:
+            while True:
+                try:
+                    values = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    which = oversized_field(lines.line, header)
+                    yield reader.line_num, f"unreadable row: {which}: {exc}"
+                    continue
                 if not any(v.strip() for v in values):
                     continue
                 yield reader.line_num, dict(zip(header, values, strict=False))
 
     return header, records()
+
+
+class RejectsFile:
+    """Rejected and skipped rows, written as they come; the file is created on the first."""
+
+    def __init__(self, path: Path | None, report: ImportReport) -> None:
+        self.path = path
+        self.report = report
+        self._handle: IO[str] | None = None
+        self._writer: Any = None
+
+    def add(self, reject: Reject, *, bad: bool = True) -> None:
+        report = self.report
+        if bad:
+            report.rejected += 1
+        if len(report.rejects) < KEPT_REJECTS:
+            report.rejects.append(reject)
+        if self.path is None:
+            return
+        if self._writer is None:
+            self._handle = self.path.open("w", encoding="utf-8", newline="")
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(["line", "reason", *COLUMNS])
+        _write_reject(self._writer, reject)
+        report.rejects_written += 1
+
+    def skip(self, line: int, email: str, reason: str) -> None:
+        self.add(Reject(line, email, reason, {}), bad=False)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
 
 
 def import_csv(
@@ -226,21 +280,29 @@ def import_csv(
             ).scalars()
         )
     parser = RowParser(topics, offered, options)
+    rejects = RejectsFile(options.rejects_path, report)
     batch: list[Row] = []
-    for line, record in records:
-        report.rows += 1
-        parsed = parser.parse(line, record)
-        if isinstance(parsed, Reject):
-            report.rejects.append(parsed)
-        else:
-            batch.append(parsed)
-        if len(batch) >= options.batch_size:
-            _flush(engine, batch, mailing_list.id, options, report)
-            batch = []
-        if progress is not None and report.rows % 500 == 0:
-            progress(report.rows)
-    if batch:
-        _flush(engine, batch, mailing_list.id, options, report)
+    try:
+        for line, record in records:
+            report.rows += 1
+            parsed = (
+                Reject(line, "", record, {})
+                if isinstance(record, str)
+                else parser.parse(line, record)
+            )
+            if isinstance(parsed, Reject):
+                rejects.add(parsed)
+            else:
+                batch.append(parsed)
+            if len(batch) >= options.batch_size:
+                _flush(engine, batch, mailing_list.id, options, rejects)
+                batch = []
+            if progress is not None and report.rows % 500 == 0:
+                progress(report.rows)
+        if batch:
+            _flush(engine, batch, mailing_list.id, options, rejects)
+    finally:
+        rejects.close()
     if progress is not None:
         progress(report.rows)
     report.rejects.sort(key=lambda r: r.line)
@@ -248,157 +310,28 @@ def import_csv(
 
 
 def _flush(
-    engine: Engine, rows: list[Row], list_id: int, options: ImportOptions, report: ImportReport
+    engine: Engine, rows: list[Row], list_id: int, options: ImportOptions, rejects: RejectsFile
 ) -> None:
     with engine.begin() as connection:
-        _BatchWriter(DriverSql(connection), list_id, options, report).write(rows)
+        writer = BatchWriter(
+            DriverSql(connection), list_id, options.source, options.consent_version, rejects.skip
+        )
+        counts = writer.write(rows)
         if options.dry_run:
             connection.rollback()
+    rejects.report.add(counts)
 
 
-@dataclass(frozen=True)
-class _Known:
-    """What the database already holds for the addresses of one batch."""
-
-    suppressed: Mapping[str, int]  # email -> 1
-    subscriber_ids: Mapping[str, int]  # email -> subscriber id
-    subscriptions: Mapping[int, tuple[int, str]]  # subscriber id -> (subscription id, status)
-
-
-@dataclass(frozen=True)
-class _BatchWriter:
-    """Writes one batch of rows for one list, in the caller's transaction."""
-
-    sql: DriverSql
-    list_id: int
-    options: ImportOptions
-    report: ImportReport
-
-    def write(self, rows: list[Row]) -> None:
-        known = self._known(rows)
-        keep = self._screen(rows, known)
-        if not keep:
-            return
-        now = self.sql.stamp(SUBSCRIBER.c.created_at, utcnow())
-        ids = self._upsert_subscribers(keep, known, now)
-        subscription_ids = self._upsert_subscriptions(keep, ids, known, now)
-        self.sql.many(
-            "INSERT INTO subscription_topic (subscription_id, topic_id, position) VALUES (?, ?, ?)",
-            [
-                (subscription_ids[row.email], topic_id, position)
-                for row in keep
-                for position, topic_id in enumerate(row.topic_ids)
-            ],
-        )
-
-    def _known(self, rows: list[Row]) -> _Known:
-        sql = self.sql
-        emails = [r.email for r in rows]
-        suppressed = sql.pairs("SELECT email, 1 FROM suppression WHERE email IN ({in})", emails)
-        ids = sql.pairs("SELECT email, id FROM subscriber WHERE email IN ({in})", emails)
-        subscriptions: dict[int, tuple[int, str]] = {}
-        if ids:
-            text = (
-                "SELECT subscriber_id, id, status FROM subscription "
-                f"WHERE list_id = {sql.mark} AND subscriber_id IN ({sql.marks(len(ids))})"
-            )
-            for subscriber_id, sid, status in sql.connection.exec_driver_sql(
-                text, (self.list_id, *ids.values())
-            ):
-                subscriptions[subscriber_id] = (sid, status)
-        return _Known(suppressed, ids, subscriptions)
-
-    def _screen(self, rows: list[Row], known: _Known) -> list[Row]:
-        """The rows that may be written; suppressed and withdrawn addresses are reported."""
-        report = self.report
-        keep: list[Row] = []
-        for row in rows:
-            subscription = known.subscriptions.get(known.subscriber_ids.get(row.email, -1))
-            if row.email in known.suppressed:
-                report.suppressed += 1
-                report.rejects.append(
-                    Reject(row.line, row.email, "suppressed: this address must not be mailed", {})
-                )
-            elif subscription is not None and subscription[1] == SubscriptionStatus.UNSUBSCRIBED:
-                report.withdrawn += 1
-                report.rejects.append(
-                    Reject(
-                        row.line, row.email, "withdrawn: unsubscribed from this list earlier", {}
-                    )
-                )
-            else:
-                keep.append(row)
-        return keep
-
-    def _upsert_subscribers(self, keep: list[Row], known: _Known, now: Any) -> dict[str, int]:
-        """Insert or update the subscribers; their ids by email."""
-        sql = self.sql
-        sql.many(
-            "INSERT INTO subscriber (email, name, locale, timezone, created_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET "
-            # An empty name in the file keeps the name already known.
-            "name = COALESCE(NULLIF(excluded.name, ''), subscriber.name), "
-            "locale = excluded.locale, timezone = excluded.timezone",
-            [(r.email, r.name, r.locale, r.timezone, now) for r in keep],
-        )
-        fresh = [r.email for r in keep if r.email not in known.subscriber_ids]
-        added = sql.pairs("SELECT email, id FROM subscriber WHERE email IN ({in})", fresh)
-        return {**known.subscriber_ids, **added}
-
-    def _upsert_subscriptions(
-        self, keep: list[Row], ids: Mapping[str, int], known: _Known, now: Any
-    ) -> dict[str, int]:
-        """New subscriptions inserted, known ones given the new hour and no topics; the
-        subscription ids by email."""
-        sql, existing = self.sql, known.subscriptions
-        new_rows = [r for r in keep if ids[r.email] not in existing]
-        old_rows = [r for r in keep if ids[r.email] in existing]
-        self.report.created += len(new_rows)
-        self.report.updated += len(old_rows)
-        sql.many(
-            "INSERT INTO subscription (subscriber_id, list_id, status, send_hour, requested_at, "
-            "confirmed_at, source, consent_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    ids[r.email],
-                    self.list_id,
-                    SubscriptionStatus.ACTIVE.value,
-                    r.hour,
-                    now,
-                    now,
-                    self.options.source,
-                    self.options.consent_version,
-                )
-                for r in new_rows
-            ],
-        )
-        old_sids = [existing[ids[r.email]][0] for r in old_rows]
-        sql.many(
-            "UPDATE subscription SET send_hour = ? WHERE id = ?",
-            [(r.hour, sid) for r, sid in zip(old_rows, old_sids, strict=True)],
-        )
-        if old_sids:
-            sql.connection.exec_driver_sql(
-                "DELETE FROM subscription_topic "
-                f"WHERE subscription_id IN ({sql.marks(len(old_sids))})",
-                tuple(old_sids),
-            )
-        new_sids = sql.pairs(
-            "SELECT subscriber_id, id FROM subscription "
-            "WHERE list_id = ? AND subscriber_id IN ({in})",
-            [ids[r.email] for r in new_rows],
-            self.list_id,
-        )
-        sids = {r.email: new_sids[ids[r.email]] for r in new_rows}
-        sids.update({r.email: sid for r, sid in zip(old_rows, old_sids, strict=True)})
-        return sids
+def _write_reject(writer: Any, reject: Reject) -> None:
+    raw = dict(reject.raw) or {"email": reject.email}
+    write_row(writer, [reject.line, reject.reason, *(raw.get(c, "") for c in COLUMNS)])
 
 
 def write_rejects(path: Path, rejects: list[Reject]) -> None:
-    """Rejected rows with their line number and reason, then the row as it was."""
+    """Rejected rows with their line number and reason, then the row as it was (cells that a
+    spreadsheet would run as formulas are neutralised)."""
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["line", "reason", *COLUMNS])
         for reject in rejects:
-            raw = dict(reject.raw) or {"email": reject.email}
-            writer.writerow([reject.line, reject.reason, *(raw.get(c, "") for c in COLUMNS)])
+            _write_reject(writer, reject)

@@ -10,8 +10,9 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from digest.errors import AlreadyExists, InvalidInput, NotFound
+from digest.text.controls import clean_line, clean_text
 from subscribers.models import Cadence, ListTopic, MailingList, Subscription, SubscriptionStatus
-from subscribers.validate import check_hour, check_slug
+from subscribers.validate import SLUG, check_hour, check_slug
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,9 @@ class ListSpec:
 def create_list(session: Session, spec: ListSpec) -> MailingList:
     """A new list as `spec` describes it."""
     slug, cadence = spec.slug, spec.cadence
+    name = clean_line(spec.name)[:200]  # text from the CLI: no controls, bidi overrides or NUL
     check_slug(slug, "list slug")
-    if not spec.name.strip():
+    if not name:
         raise InvalidInput(f"list {slug!r} needs a name (--name)")
     if cadence not in {c.value for c in Cadence}:
         raise InvalidInput(f"cadence {cadence!r} must be 'daily' or 'weekly'")
@@ -41,10 +43,10 @@ def create_list(session: Session, spec: ListSpec) -> MailingList:
         raise AlreadyExists(f"list {slug!r} already exists")
     mailing_list = MailingList(
         slug=slug,
-        name=spec.name.strip(),
+        name=name,
         cadence=cadence,
         default_hour=spec.hour,
-        description=spec.description,
+        description=clean_text(spec.description),
         double_opt_in=spec.double_opt_in,
         needs_approval=spec.needs_approval,
     )
@@ -58,7 +60,9 @@ def create_list(session: Session, spec: ListSpec) -> MailingList:
 
 
 def get_list(session: Session, slug: str) -> MailingList:
-    found = session.exec(select(MailingList).where(MailingList.slug == slug)).first()
+    found = None
+    if SLUG.match(slug):  # one that cannot exist is not looked up (PostgreSQL refuses a NUL)
+        found = session.exec(select(MailingList).where(MailingList.slug == slug)).first()
     if found is None:
         raise NotFound(f"unknown list {slug!r}: see `digest lists list`")
     return found

@@ -12,18 +12,31 @@ from sqlmodel import Session, col, select
 
 from digest.clock import utcnow
 from digest.errors import InvalidInput, NotFound
+from digest.text.controls import clean_line
+from subscribers.history import record
 from subscribers.models import (
     TOPIC,
+    ConsentAction,
     ListTopic,
     MailingList,
     Subscriber,
+    SubscriberAlias,
     Subscription,
     SubscriptionStatus,
     SubscriptionTopic,
     Suppression,
     SuppressionReason,
 )
-from subscribers.validate import check_hour, check_locale, check_timezone, normalize_email
+from subscribers.validate import (
+    check_hour,
+    check_locale,
+    check_timezone,
+    email_key,
+    normalize_address,
+    normalize_email,
+)
+
+NAME_LENGTH = 200  # the column's length: a longer name is cut, not refused by PostgreSQL
 
 
 class Suppressed(InvalidInput):
@@ -38,6 +51,8 @@ class Person:
     timezone: str
     name: str = ""  # empty: keep the name already known
     locale: str = "ar"
+    # The relay takes SMTPUTF8 mail (setting): a non-ASCII local part may be accepted.
+    smtputf8: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,12 +67,36 @@ class Consent:
     confirmed: bool = False
 
 
+def clean_name(raw: str) -> str:
+    """A name from outside (CSV, CLI, form) as stored: one line, no controls, bounded."""
+    return " ".join(clean_line(raw).split())[:NAME_LENGTH].strip()
+
+
+def lookup_subscriber(session: Session, email: str) -> Subscriber | None:
+    """The subscriber of `email` in any case or IDN spelling; None when there is none.
+
+    Every lookup of a person by address goes through here (or `find_subscriber`): the
+    address is matched by its key, never by `Subscriber.email`."""
+    key = email_key(email)
+    if "\x00" in key:  # no address holds one (and PostgreSQL refuses it in a query)
+        return None
+    return session.exec(select(Subscriber).where(Subscriber.email_key == key)).first()
+
+
 def find_subscriber(session: Session, email: str) -> Subscriber:
-    normalized = normalize_email(email)
-    found = session.exec(select(Subscriber).where(Subscriber.email == normalized)).first()
+    """The subscriber of `email` (any case or IDN spelling); NotFound otherwise."""
+    normalized = normalize_email(email, smtputf8=True)  # whatever was accepted is found
+    found = lookup_subscriber(session, normalized)
     if found is None:
         raise NotFound(f"no subscriber {normalized!r}")
     return found
+
+
+def current_subscriber_id(session: Session, subscriber_id: int) -> int:
+    """The id a link's subscriber id stands for now: a merged duplicate's id (links already
+    mailed carry it) leads to the subscriber it was merged into."""
+    alias = session.get(SubscriberAlias, subscriber_id)
+    return subscriber_id if alias is None else alias.subscriber_id
 
 
 def find_subscription(
@@ -77,7 +116,12 @@ def find_subscription(
 
 
 def is_suppressed(session: Session, email: str) -> bool:
-    return session.exec(select(Suppression).where(Suppression.email == email)).first() is not None
+    """Whether `email`, in any case or IDN spelling, is suppressed."""
+    key = email_key(email)
+    if "\x00" in key:  # no address holds one (and PostgreSQL refuses it in a query)
+        return False
+    found = session.exec(select(Suppression.id).where(Suppression.email_key == key)).first()
+    return found is not None
 
 
 def check_topics_offered(
@@ -111,14 +155,14 @@ def subscribe(
     opt-in; otherwise it waits unconfirmed for the confirmation link. A withdrawn subscription
     is re-opened only through this explicit call (imports never re-open one).
     """
-    normalized = normalize_email(person.email)
+    normalized, key = normalize_address(person.email, smtputf8=person.smtputf8)
     check_timezone(person.timezone)
     check_locale(person.locale)
     if hour is not None:
         check_hour(hour)
-    if is_suppressed(session, normalized):
+    if is_suppressed(session, key):
         raise Suppressed(f"{normalized} is suppressed (bounced, complained or blocked)")
-    subscriber = _save_subscriber(session, normalized, person)
+    subscriber = _save_subscriber(session, normalized, key, person)
     subscription = session.exec(
         select(Subscription).where(
             Subscription.subscriber_id == subscriber.id, Subscription.list_id == mailing_list.id
@@ -126,26 +170,33 @@ def subscribe(
     ).first()
     active = consent.confirmed or not mailing_list.double_opt_in
     now = utcnow()
+    added = False
     if subscription is None or subscription.status == SubscriptionStatus.UNSUBSCRIBED:
         subscription = subscription or Subscription(
             subscriber_id=subscriber.id or 0, list_id=mailing_list.id or 0
         )
         _open(subscription, consent, active=active, now=now)
+        added = active
     elif active and subscription.status == SubscriptionStatus.UNCONFIRMED:
         subscription.status = SubscriptionStatus.ACTIVE
         subscription.confirmed_at = now
+        added = True
     subscription.send_hour = hour
     session.add(subscription)
     session.flush()
     set_topics(session, subscription.id or 0, topic_ids)
+    if added:  # a request waiting for its link is recorded by the confirmation path
+        record(session, subscription.id or 0, ConsentAction.ADDED, consent, now)
     return subscription
 
 
-def _save_subscriber(session: Session, email: str, person: Person) -> Subscriber:
-    subscriber = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+def _save_subscriber(session: Session, email: str, key: str, person: Person) -> Subscriber:
+    """The subscriber of `key`, created with `email` as written when new (a known person
+    keeps the spelling they were first added with)."""
+    subscriber = session.exec(select(Subscriber).where(Subscriber.email_key == key)).first()
     if subscriber is None:
-        subscriber = Subscriber(email=email)
-    subscriber.name = person.name.strip() or subscriber.name
+        subscriber = Subscriber(email=email, email_key=key)
+    subscriber.name = clean_name(person.name) or subscriber.name
     subscriber.timezone = person.timezone
     subscriber.locale = person.locale
     session.add(subscriber)
@@ -192,10 +243,11 @@ def unsubscribe(session: Session, email: str, list_slugs: Sequence[str] | None =
         query = query.where(col(Subscription.list_id).in_(list_ids))
     changed = 0
     now = utcnow()
-    for subscription in session.exec(query):
+    for subscription in session.exec(query).all():
         subscription.status = SubscriptionStatus.UNSUBSCRIBED
         subscription.withdrawn_at = now
         session.add(subscription)
+        record(session, subscription.id or 0, ConsentAction.WITHDRAWN, Consent(), now)
         changed += 1
     session.flush()
     return changed
@@ -213,14 +265,14 @@ def suppress(
     session: Session, email: str, reason: str = SuppressionReason.MANUAL, note: str = ""
 ) -> Suppression:
     """Never mail this address again, on any list (idempotent)."""
-    normalized = normalize_email(email)
+    normalized, key = normalize_address(email, smtputf8=True)  # any address may be blocked
     if reason not in {r.value for r in SuppressionReason}:
         raise InvalidInput(
             f"suppression reason {reason!r} is not one of hard_bounce, complaint, manual"
         )
-    found = session.exec(select(Suppression).where(Suppression.email == normalized)).first()
+    found = session.exec(select(Suppression).where(Suppression.email_key == key)).first()
     if found is None:
-        found = Suppression(email=normalized, reason=reason, note=note)
+        found = Suppression(email=normalized, email_key=key, reason=reason, note=clean_line(note))
         session.add(found)
         session.flush()
     return found

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from zoneinfo import available_timezones
 
+import idna
 from email_validator import EmailNotValidError, validate_email
 
 from digest.errors import InvalidInput
@@ -28,11 +30,18 @@ def check_slug(slug: str, what: str = "slug") -> str:
     return slug
 
 
-def normalize_email(raw: str) -> str:
-    """The address with its domain lower-cased (the local part is kept: it may be case-sensitive).
+def normalize_email(raw: str, *, smtputf8: bool = False) -> str:
+    """The address as it will be stored and mailed: local part kept as written (it may be
+    case-sensitive), domain lower-cased; an internationalised domain in its Unicode form.
 
-    Syntax only: no DNS look-up, so imports stay fast and offline.
+    Syntax only: no DNS look-up, so imports stay fast and offline. A non-ASCII local part
+    is refused unless `smtputf8` (the relay carries SMTPUTF8 mail).
     """
+    return normalize_address(raw, smtputf8=smtputf8)[0]
+
+
+def normalize_address(raw: str, *, smtputf8: bool = False) -> tuple[str, str]:
+    """`normalize_email` and the matching key of the address, in one pass (imports)."""
     candidate = raw.strip()
     if not candidate:
         raise InvalidInput("email is empty")
@@ -45,12 +54,52 @@ def normalize_email(raw: str) -> str:
             and "--" not in domain
             and domain.rsplit(".", 1)[-1] not in _SPECIAL_USE
         ):
-            return f"{local}@{domain}"
+            address = f"{local}@{domain}"
+            return address, address.lower()
+    local = candidate.rpartition("@")[0]
+    if not smtputf8 and not local.isascii():
+        raise InvalidInput(
+            f"invalid email {candidate!r}: the part before '@' has non-ASCII characters, "
+            "which this server does not accept; use an ASCII address "
+            "(a domain in any script is fine)"
+        )
     try:
-        result = validate_email(candidate, check_deliverability=False)
+        result = validate_email(candidate, check_deliverability=False, allow_smtputf8=smtputf8)
     except EmailNotValidError as exc:
         raise InvalidInput(f"invalid email {candidate!r}: {exc}") from None
-    return str(result.normalized)
+    address = str(result.normalized)
+    return address, _key(str(result.local_part), str(result.ascii_domain or result.domain))
+
+
+def email_key(address: str) -> str:
+    """The matching key of an address: the same for every spelling of one mailbox.
+
+    Case-insensitive on the whole address (mailboxes that differ only in case are one person
+    in practice, and sending three digests to one inbox is the harm), and one spelling of an
+    internationalised domain (punycode), so `user@bücher.de` and `user@xn--bcher-kva.de` match.
+    Never raises: it also keys addresses stored before these rules.
+    """
+    address = address.strip()
+    if address.isascii():
+        return address.lower()
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address.casefold()
+    return _key(local, domain)
+
+
+def _key(local: str, domain: str) -> str:
+    if not domain.isascii():
+        domain = _ascii_domain(domain)
+    local = local.lower() if local.isascii() else unicodedata.normalize("NFC", local).casefold()
+    return f"{local}@{domain.lower()}"
+
+
+def _ascii_domain(domain: str) -> str:
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except UnicodeError:  # not a valid IDN (an address stored before these rules): as written
+        return unicodedata.normalize("NFC", domain).casefold()
 
 
 @lru_cache(maxsize=1)

@@ -23,6 +23,7 @@ LAYERS = (
     "errors",
     "clock",
     "text",
+    "settings_sources",
     "config",
     "db",
     "subscribers",

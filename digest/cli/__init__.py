@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.exc import InterfaceError, OperationalError
 from typer.core import TyperGroup
 
 from digest.cli import (
@@ -26,19 +27,22 @@ from digest.cli import (
     topics,
     worker,
 )
-from digest.cli.context import AppContext, fail
+from digest.cli.context import AppContext, database_problem, fail
 from digest.config import load_settings, parse_override
 from digest.errors import DigestError
 
 
 class _DigestGroup(TyperGroup):
-    """Turns domain errors into one line on stderr and exit code 1, never a traceback."""
+    """Turns domain errors, and a database that is locked or unreachable, into one line on
+    stderr and exit code 1, never a traceback (whose SQL parameters hold addresses)."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except DigestError as exc:
             raise fail(str(exc)) from None
+        except (OperationalError, InterfaceError) as exc:
+            raise fail(database_problem(exc)) from None
 
 
 app = typer.Typer(

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError
 
+from digest.cli.terminal import cell, plain
 from digest.config import Settings
-from digest.db.engine import make_engine, require_schema
+from digest.db.engine import is_sqlite, make_engine, require_schema
 from digest.errors import InvalidInput
+
+# What JSON leaves raw with ensure_ascii=False but a terminal acts on: DEL, the C1 controls
+# (U+009B is a CSI), line/paragraph separators and bidi overrides/isolates. Written as \uXXXX
+# escapes they stay the same JSON strings, so a program reading the output loses nothing.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass
@@ -30,14 +39,32 @@ class AppContext:
     def engine(self) -> Engine:
         """The database engine, checked to be at the current schema."""
         if self._engine is None:
-            engine = make_engine(self.settings.database.url)
+            engine = self._open()
             require_schema(engine)
             self._engine = engine
         return self._engine
 
     def raw_engine(self) -> Engine:
         """The engine without a schema check (for `digest db`)."""
-        return make_engine(self.settings.database.url)
+        return self._open()
+
+    def _open(self) -> Engine:
+        engine = make_engine(self.settings.database.url)
+        if is_sqlite(engine):
+            # Listeners run in order: this one comes after make_engine's pragmas and sets how
+            # long a command waits for another process's lock before saying so.
+            milliseconds = int(self.settings.database.busy_timeout_seconds * 1000)
+            event.listen(engine, "connect", _busy_timeout(milliseconds))
+        return engine
+
+
+def _busy_timeout(milliseconds: int) -> Any:
+    def set_timeout(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={milliseconds:d}")
+        cursor.close()
+
+    return set_timeout
 
 
 def app_context(ctx: typer.Context) -> AppContext:
@@ -48,24 +75,47 @@ def app_context(ctx: typer.Context) -> AppContext:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
 def print_table(
     console: Console, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
-    table = Table(title=title)
+    """A table whose title and cells are shown as written (never read as Rich markup)."""
+    table = Table(title=cell(title))
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if value is None else str(value) for value in row))
+        table.add_row(*(cell(value) for value in row))
     console.print(table)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print `message` on stderr; the caller raises the returned Exit."""
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {plain(message)}", err=True)
     return typer.Exit(code)
+
+
+def refuse_overwrite(path: Path, *, force: bool, option: str, source: Path | None = None) -> None:
+    """Stop before a command writes over a file that is there already (unless --force), and
+    always before it writes over the file it reads."""
+    if source is not None and path.resolve() == source.resolve():
+        raise InvalidInput(f"{option} {path} is the file being read: choose another file")
+    if not force and (path.exists() or path.is_symlink()):
+        raise InvalidInput(f"{option} {path} already exists: pass --force to replace it")
+
+
+def database_problem(exc: DBAPIError) -> str:
+    """One line for a database that is locked, busy or unreachable: the driver's first line,
+    never the statement or its parameters (they hold addresses and names)."""
+    reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+    if "locked" in reason or "busy" in reason:
+        return (
+            f"the database is busy ({reason}): another process holds a lock on it; try again "
+            "when it is done (a SQLite command waits [database] busy_timeout_seconds)"
+        )
+    return f"the database is unavailable ({reason}): check [database] url and that it is running"
 
 
 def progress_bar(console: Console, label: str, *, auto_refresh: bool = True) -> Progress:

@@ -8,13 +8,19 @@ from typing import Annotated
 import typer
 
 from digest.cli.context import app_context
+from digest.cli.terminal import markup
 from digest.demo import run_demo
 
 
 def run(
     ctx: typer.Context,
     directory: Annotated[
-        Path, typer.Option("--dir", help="Where the demo keeps its database and mail (wiped).")
+        Path,
+        typer.Option(
+            "--dir",
+            help="Where the demo keeps its database and mail: a new or empty folder, or a "
+            "previous demo's (only the files it wrote there are replaced).",
+        ),
     ] = Path("var/demo"),
     people: Annotated[int, typer.Option("--people", help="How many sample subscribers.")] = 36,
 ) -> None:
@@ -29,7 +35,7 @@ def run(
     console = context.console
     result = run_demo(context.settings, directory, people=people)
     report = result.report
-    console.print(f"[bold]digest demo[/bold] in {result.directory}/")
+    console.print(f"[bold]digest demo[/bold] in {markup(result.directory)}/")
     console.print(f"  ingested the sample feed: {result.ingest.new} articles, tagged with 6 topics")
     console.print(
         f"  {result.subscribers} subscribers in 8 time zones: {report.due} due now, "
@@ -40,8 +46,10 @@ def run(
         f"({report.skipped_empty} without new articles, {report.temporary} temporary and "
         f"{report.permanent} permanent failures)"
     )
-    console.print(f"  the SMTP server received {result.received} messages: {result.mailbox}/")
+    console.print(
+        f"  the SMTP server received {result.received} messages: {markup(result.mailbox)}/"
+    )
     for preview in result.previews:
-        console.print(f"  open in a browser: {preview}")
+        console.print(f"  open in a browser: {markup(preview)}")
     if report.sent == 0 or result.received != report.sent:
         raise typer.Exit(1)

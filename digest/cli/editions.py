@@ -10,6 +10,7 @@ import typer
 from sqlmodel import Session
 
 from digest.cli.context import app_context, print_json, print_table
+from digest.cli.terminal import markup, plain
 from digest.clock import utcnow
 from digest.db.engine import session_scope
 from digest.db.models import Edition, EditorAction
@@ -107,24 +108,28 @@ def show(
         print_json(described)
         return
     echo = context.console.print
-    echo(f"[bold]edition {edition_id}[/bold]: {found.mailing_list.slug} {found.edition.local_date}")
+    slug = markup(found.mailing_list.slug)
+    echo(f"[bold]edition {edition_id}[/bold]: {slug} {found.edition.local_date}")
     for key in ("status", "pinned", "top", "excluded", "topic_order", "subjects", "note"):
-        echo(f"{key}: {described[key]}", markup=False, highlight=False)
+        echo(f"{key}: {plain(described[key])}", markup=False, highlight=False)
     for segment in described["segments"]:
         echo(
-            f"\n{segment['subscribers']} subscriber(s) · topics {', '.join(segment['topics'])} "
-            f"· {segment['locale']} · e.g. {', '.join(segment['sample'])}",
+            f"\n{segment['subscribers']} subscriber(s) · "
+            + plain(
+                f"topics {', '.join(segment['topics'])} · {segment['locale']} · "
+                f"e.g. {', '.join(segment['sample'])}"
+            ),
             markup=False,
             highlight=False,
         )
         for number, article in enumerate(segment["articles"], 1):
             mark = "*" if article["lead"] else " "
-            echo(f" {mark}{number:>2}. [{article['id']}] {article['title']}", markup=False)
+            echo(f" {mark}{number:>2}. [{article['id']}] {plain(article['title'])}", markup=False)
     echo(f"\nnothing new (no email): {described['nothing_new']}")
-    echo(f"already in the outbox: {described['outbox'] or 'none'}", markup=False)
+    echo(f"already in the outbox: {plain(described['outbox'] or 'none')}", markup=False)
     for action in described["actions"]:
         echo(
-            f"{action['at']} {action['actor']} {action['action']} {action['detail']}",
+            plain(f"{action['at']} {action['actor']} {action['action']} {action['detail']}"),
             markup=False,
             highlight=False,
         )

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from digest.cli.context import app_context, print_json, print_table
+from digest.cli.terminal import plain
 from digest.db.engine import session_scope
 from digest.editions import editors
 from digest.errors import InvalidInput
@@ -38,7 +39,7 @@ def add(
         raise InvalidInput("no password given")
     with session_scope(app_context(ctx).engine) as session:
         editor = editors.add_editor(session, email, password)
-    typer.echo(f"editor {editor.email} added: log in at /editor")
+    typer.echo(f"editor {plain(editor.email)} added: log in at /editor")
 
 
 @app.command("list")
@@ -78,4 +79,4 @@ def remove(
     """
     with session_scope(app_context(ctx).engine) as session:
         editors.remove_editor(session, email)
-    typer.echo(f"editor {email} removed")
+    typer.echo(f"editor {plain(email)} removed")

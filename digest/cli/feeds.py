@@ -9,6 +9,7 @@ import typer
 
 from digest.catalog import topics
 from digest.cli.context import app_context, print_json, print_table
+from digest.cli.terminal import plain
 from digest.db.engine import session_scope
 from digest.ingest import feeds
 
@@ -33,7 +34,7 @@ def add(
     with session_scope(app_context(ctx).engine) as session:
         chosen = topics.get_topics(session, topic or [])
         feed = feeds.add_feed(session, url=url, topics=chosen)
-    typer.echo(f"feed {feed.url} added")
+    typer.echo(f"feed {plain(feed.url)} added")
 
 
 @app.command("list")
@@ -75,4 +76,4 @@ def remove(
     """
     with session_scope(app_context(ctx).engine) as session:
         feed = feeds.remove_feed(session, url)
-    typer.echo(f"feed {feed.url} removed")
+    typer.echo(f"feed {plain(feed.url)} removed")

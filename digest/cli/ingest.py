@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from digest.cli.context import app_context, progress_bar
+from digest.cli.terminal import plain
 from digest.db.engine import session_scope
 from digest.ingest import article_tags as tags
 from digest.ingest import pipeline as ingest
@@ -52,14 +53,14 @@ def run(
 
 def _print(report: FeedReport) -> None:
     if report.status is FeedStatus.FAILED:
-        typer.echo(f"error: {report.url}: {report.error}", err=True)
+        typer.echo(f"error: {plain(report.url)}: {plain(report.error)}", err=True)
         return
     if report.status is FeedStatus.NOT_MODIFIED:
-        typer.echo(f"{report.url}: not modified")
+        typer.echo(f"{plain(report.url)}: not modified")
         return
     typer.echo(
-        f"{report.url}: {report.new} new, {report.updated} updated, "
+        f"{plain(report.url)}: {report.new} new, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(report.skipped)} skipped"
     )
     for skipped in report.skipped:
-        typer.echo(f"  skipped {skipped.ref}: {skipped.reason}")
+        typer.echo(f"  skipped {plain(skipped.ref)}: {plain(skipped.reason)}")

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from digest.catalog import topics
 from digest.cli.context import app_context, print_json, print_table
+from digest.cli.terminal import markup, plain
 from digest.db.engine import session_scope
 from subscribers import lists
 
@@ -57,7 +58,7 @@ def create(
                 topic_ids=[t.id for t in offered if t.id is not None],
             ),
         )
-    typer.echo(f"list {created.slug} created")
+    typer.echo(f"list {plain(created.slug)} created")
 
 
 @app.command("list")
@@ -110,7 +111,7 @@ def show(
         print_json(described)
         return
     for key, value in described.items():
-        context.console.print(f"[bold]{key}[/bold]: {value}")
+        context.console.print(f"[bold]{key}[/bold]: {markup(value)}")
 
 
 @app.command()
@@ -128,7 +129,7 @@ def delete(
         typer.confirm(f"Delete list {slug} and all its subscriptions?", abort=True)
     with session_scope(context.engine) as session:
         removed = lists.delete_list(session, slug)
-    typer.echo(f"list {slug} deleted with {removed} subscriptions")
+    typer.echo(f"list {plain(slug)} deleted with {removed} subscriptions")
 
 
 def _describe(session: Session, slug: str) -> dict[str, Any]:

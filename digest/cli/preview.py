@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from digest.cli.context import app_context, parse_day, parse_now
+from digest.cli.context import app_context, parse_day, parse_now, refuse_overwrite
 from digest.db.engine import session_scope
 from digest.errors import InvalidInput
 from digest.preview import reader as preview
@@ -34,12 +34,15 @@ def run(
     now: Annotated[
         str | None, typer.Option("--now", hidden=True, help="Pretend it is this moment (tests).")
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --output.")] = False,
 ) -> None:
     """Render a digest exactly as sent, with tracking off (no pixel, direct links).
 
     Example: digest preview --list daily --topics economy,politics --date 2026-11-28 -o p.html
     """
     context = app_context(ctx)
+    if output is not None:
+        refuse_overwrite(output, force=force, option="--output")
     renderer = Renderer(RenderOptions.from_settings(context.settings))
     slugs = [s.strip() for s in (topics or "").split(",") if s.strip()]
     request = preview.PreviewRequest(

@@ -17,6 +17,7 @@ from digest.cli.context import (
     print_table,
     progress_bar,
 )
+from digest.cli.terminal import plain
 from digest.clock import utcnow
 from digest.db.engine import session_scope
 from digest.errors import InvalidInput
@@ -134,4 +135,4 @@ def test(
     )
     if outcome.status != "sent":
         raise InvalidInput(f"the test to {to} was not accepted: {outcome.code} {outcome.message}")
-    typer.echo(f"test digest sent to {to}")
+    typer.echo(f"test digest sent to {plain(to)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,12 +11,13 @@ from typing import Annotated
 import typer
 
 from digest.catalog import topics
-from digest.cli.context import app_context, print_json, progress_bar
+from digest.cli.context import app_context, print_json, progress_bar, refuse_overwrite
+from digest.cli.terminal import markup, plain
 from digest.db.engine import session_scope
 from digest.errors import InvalidInput
 from digest.send.confirmations import mail_confirmation
 from digest.send.smtp import SmtpSender
-from subscribers import exports, imports, lists, people
+from subscribers import exports, imports, lists, people, suppressions
 from subscribers.models import SubscriptionStatus
 
 app = typer.Typer(
@@ -56,7 +58,11 @@ def add(
         ids = [t.id for t in chosen if t.id is not None]
         people.check_topics_offered(session, mailing_list, ids, [t.slug for t in chosen])
         person = people.Person(
-            email, timezone or defaults.timezone, name=name, locale=locale or defaults.locale
+            email,
+            timezone or defaults.timezone,
+            name=name,
+            locale=locale or defaults.locale,
+            smtputf8=context.settings.smtp.smtputf8,
         )
         subscription = people.subscribe(
             session,
@@ -98,6 +104,7 @@ def import_(
         typer.Option("--rejects", help="Where rejected rows go (default FILE.rejects.csv)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace the rejects file.")] = False,
 ) -> None:
     """Import subscribers from a CSV file; bad rows go to a rejects file with the reason.
 
@@ -110,10 +117,14 @@ def import_(
         mailing_list = lists.get_list(session, list_slug)
         known = {t.slug: t.id for t in topics.all_topics(session) if t.id is not None}
         known.update({t.name: t.id for t in topics.all_topics(session) if t.id is not None})
+    rejects_path = rejects or file.with_name(file.stem + ".rejects.csv")
+    refuse_overwrite(rejects_path, force=force, option="--rejects", source=file)
     options = imports.ImportOptions(
         default_timezone=context.settings.digest.timezone,
         default_locale=context.settings.digest.locale,
         dry_run=dry_run,
+        rejects_path=rejects_path,  # written as rows are rejected
+        smtputf8=context.settings.smtp.smtputf8,
     )
     total = imports.check_utf8(file)
     with progress_bar(context.console, "importing") as progress:
@@ -126,9 +137,6 @@ def import_(
             options,
             progress=lambda done: progress.update(task, completed=done),
         )
-    rejects_path = rejects or file.with_name(file.stem + ".rejects.csv")
-    if report.rejects:
-        imports.write_rejects(rejects_path, report.rejects)
     _summarise(report, rejects_path, as_json)
     if report.rejected:
         raise typer.Exit(1)
@@ -137,18 +145,22 @@ def import_(
 def _summarise(report: imports.ImportReport, rejects_path: Path, as_json: bool) -> None:
     if as_json:
         print_json(
-            {**report.as_dict(), "rejects_file": str(rejects_path) if report.rejects else None}
+            {
+                **report.as_dict(),
+                "rejects_file": str(rejects_path) if report.rejects_written else None,
+            }
         )
         return
     verb = "would be" if report.dry_run else "were"
     typer.echo(
         f"{report.rows} rows: {report.created} {verb} added, {report.updated} {verb} updated, "
+        f"{report.activated} {verb} activated (were unconfirmed), "
         f"{report.suppressed} suppressed, {report.withdrawn} previously unsubscribed, "
         f"{report.rejected} rejected"
     )
     if report.ignored_columns:
-        typer.echo(f"ignored columns: {', '.join(report.ignored_columns)}")
-    if report.rejects:
+        typer.echo(f"ignored columns: {plain(', '.join(report.ignored_columns))}")
+    if report.rejects_written:
         typer.echo(f"rejected and skipped rows written to {rejects_path}", err=True)
 
 
@@ -162,6 +174,7 @@ def export(
     include_all: Annotated[
         bool, typer.Option("--all", help="Also unconfirmed and unsubscribed subscriptions.")
     ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --output.")] = False,
 ) -> None:
     """Export a list's active subscribers as CSV (the format `import` reads).
 
@@ -171,6 +184,8 @@ def export(
     with session_scope(context.engine) as session:
         mailing_list = lists.get_list(session, list_slug)
     statuses = [s.value for s in SubscriptionStatus] if include_all else exports.DEFAULT_STATUSES
+    if output is not None:
+        refuse_overwrite(output, force=force, option="--output")
     if output is None:
         exports.write_csv(sys.stdout, context.engine, mailing_list, statuses)
         return
@@ -197,12 +212,15 @@ def show(
         return
     for key, value in described.items():
         if key != "subscriptions":
-            context.console.print(f"[bold]{key}[/bold]: {value}")
+            context.console.print(f"[bold]{key}[/bold]: {markup(value)}")
     for sub in described["subscriptions"]:
         context.console.print(
-            f"  [bold]{sub['list']}[/bold]: {sub['status']}, topics "
-            f"{', '.join(sub['topics']) or '(all)'}, hour {sub['hour'] or '(list default)'}, "
-            f"source {sub['source']}, requested {sub['requested_at']}"
+            f"  [bold]{markup(sub['list'])}[/bold]: "
+            + markup(
+                f"{sub['status']}, topics {', '.join(sub['topics']) or '(all)'}, "
+                f"hour {sub['hour'] or '(list default)'}, source {sub['source']}, "
+                f"requested {sub['requested_at']}"
+            )
         )
 
 
@@ -241,6 +259,73 @@ def suppress(
 
 
 @app.command()
+def unsuppress(
+    ctx: typer.Context,
+    email: Annotated[str | None, typer.Argument(help="Email address (or use --since).")] = None,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why it is lifted (kept in the audit).")
+    ] = "",
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Lift the hard bounces since this ISO time (one run)."),
+    ] = None,
+    reason_code: Annotated[
+        str | None,
+        typer.Option("--reason-code", help="Only replies with this code: 550, 5.1.1 or 5.1."),
+    ] = None,
+    list_slug: Annotated[
+        str | None, typer.Option("--list", "-l", help="Only bounces of this list.")
+    ] = None,
+    edition: Annotated[
+        int | None, typer.Option("--edition", help="Only bounces of this edition.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be lifted; change nothing.")
+    ] = False,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who lifts it (default: cli:USER).")
+    ] = None,
+) -> None:
+    """Lift a suppression (mail the address again), or one run's hard bounces at once.
+
+    With --since: the hard bounces suppressed since then (never complaints or manual ones),
+    narrowed by --reason-code, --list, --edition; --dry-run shows them. Each lift is audited.
+
+    Example: digest subscribers unsuppress --since 2026-11-29T06:00+03:00 --reason-code 5.1.1
+    --reason "relay misconfigured" --dry-run
+    """
+    audit = suppressions.Audit(_actor(by), reason)
+    with session_scope(app_context(ctx).engine) as session:
+        if (email is None) == (since is None):
+            raise InvalidInput("give either an EMAIL or --since (a run's hard bounces)")
+        if email is not None:
+            line = suppressions.unsuppress(session, email, audit)
+            typer.echo(plain(f"{line.email}: suppression ({line.reason}) lifted"))
+            return
+        run = suppressions.RunFilter(
+            since=suppressions.parse_since(since or ""),
+            reason_code=reason_code,
+            list_id=lists.get_list(session, list_slug).id if list_slug else None,
+            edition_id=edition,
+        )
+        found = suppressions.unsuppress_run(session, run, audit, dry_run=dry_run)
+        for row in found[:20]:
+            typer.echo(f"  {plain(row.email)}  {plain(row.note[:60])}  (edition {row.edition_id})")
+        more = f" ({len(found) - 20} more not shown)" if len(found) > 20 else ""
+        verb = "would be lifted (dry run)" if dry_run else "lifted"
+        typer.echo(f"{len(found)} hard bounce suppression(s) {verb}{more}")
+
+
+def _actor(by: str | None) -> str:
+    if by:
+        return by.strip()[:320]
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@app.command()
 def remove(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Email address.")],
@@ -254,4 +339,4 @@ def remove(
         typer.confirm(f"Erase {email} and all their data?", abort=True)
     with session_scope(app_context(ctx).engine) as session:
         removed = people.remove(session, email)
-    typer.echo(f"{removed.email} erased")
+    typer.echo(f"{plain(removed.email)} erased")

@@ -8,6 +8,7 @@ import typer
 
 from digest.catalog import topics
 from digest.cli.context import app_context, print_json, print_table
+from digest.cli.terminal import plain
 from digest.db.engine import session_scope
 
 app = typer.Typer(help="Topics.\n\nExample: digest topics list", no_args_is_help=True)
@@ -39,7 +40,7 @@ def add(
             keywords=keyword or [],
             aliases=alias or [],
         )
-    typer.echo(f"topic {topic.slug} created")
+    typer.echo(f"topic {plain(topic.slug)} created")
 
 
 @app.command("list")

@@ -37,10 +37,11 @@ def make_engine(url: str, *, create_dir: bool = True) -> Engine:
         database = parsed.database
         if create_dir and database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # hide_parameters: a logged SQL error never carries addresses or names.
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def is_sqlite(engine: Engine) -> bool:

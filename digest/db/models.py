@@ -64,15 +64,19 @@ class FeedTopic(SQLModel, table=True):
 class Article(SQLModel, table=True):
     """One news item. `ingested_at` is set once, when we first stored it: digest windows use it.
 
-    Identity: `guid` when the feed gives one, else the canonical `url`.
+    Identity: (feed, `guid`) when the feed gives a guid, else the canonical `url` within the
+    feed: two feeds using the same guid have an article each. An article whose feed was
+    removed (`feed_id` NULL) is taken back by its feed if that is added again.
     """
+
+    __table_args__ = (Index("ux_article_feed_id_guid", "feed_id", "guid", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     feed_id: int | None = Field(
         default=None,
         sa_column=Column(Integer, ForeignKey("feed.id", ondelete="SET NULL"), index=True),
     )
-    guid: str | None = Field(default=None, index=True, unique=True, max_length=2048)
+    guid: str | None = Field(default=None, max_length=2048)
     url: str = Field(index=True, max_length=2048)
     title: str
     summary: str = ""  # plain text
@@ -261,3 +265,26 @@ class Event(SQLModel, table=True):
     user_agent: str = Field(default="", max_length=300)
     ip: str | None = Field(default=None, max_length=64)
     at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class EditorSession(SQLModel, table=True):
+    """A signed-in editor: the cookie holds a random id, stored here only as its SHA-256.
+
+    Logging out (or a new password: `stamp` no longer matches) ends it at once, whatever the
+    cookie's own lifetime.
+    """
+
+    __tablename__ = "editor_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    editor_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("editor.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    stamp: str = Field(max_length=64)  # a fingerprint of the password hash it was opened with
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None

@@ -114,3 +114,29 @@ def finish_sent(connection: Connection, list_id: int) -> int:
         (FINISH.target.value, list_id, source.value, *(s.value for s in UNFINISHED)),
     )
     return int(result.rowcount or 0)
+
+
+def hold_sending(
+    connection: Connection, edition_ids: Sequence[int], *, actor: str, detail: str, now: datetime
+) -> list[int]:
+    """HOLD from the sending side (the run's breaker): those of `edition_ids` that can be held
+    are, each with a line of history (`editor_action`) saying why. Returns the ids held."""
+    if not edition_ids:
+        return []
+    sql = DriverSql(connection)
+    m = sql.mark
+    sources = sorted(s.value for s in HOLD.sources)
+    held = [
+        row[0]
+        for row in connection.exec_driver_sql(
+            f"UPDATE edition SET status = {m} WHERE id IN ({sql.marks(len(edition_ids))}) "
+            f"AND status IN ({sql.marks(len(sources))}) RETURNING id",
+            (HOLD.target.value, *edition_ids, *sources),
+        )
+    ]
+    stamp = sql.stamp(EDITION.c.created_at, now)
+    sql.many(
+        "INSERT INTO editor_action (edition_id, actor, action, detail, at) VALUES (?, ?, ?, ?, ?)",
+        [(edition_id, actor[:320], "hold", detail[:1000], stamp) for edition_id in sorted(held)],
+    )
+    return sorted(held)

@@ -3,7 +3,10 @@
 Decisions: an item needs a link (or a guid that is an http(s) URL), else it is skipped with a
 reason; an item without a title takes the first words of its text; an item without a usable
 date (none, unparseable, before 1990 or more than a day ahead) gets `published_at=None`;
-a malformed document is refused as a whole, so a half-parsed feed never overwrites articles.
+a malformed document is refused as a whole, so a half-parsed feed never overwrites articles,
+and so is one nested deeper than `max_depth` (an item whose HTML is, is skipped). What is
+stored is cleaned (no NUL, control or bidi override characters: `digest.text.controls`) and
+capped (title, summary, author, categories, URLs), whatever the feed sent.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from urllib.parse import urlsplit, urlunsplit
 import feedparser
 
 from digest.errors import DigestError
+from digest.ingest.encodings import xml_content_type
+from digest.ingest.nesting import html_too_deep, json_too_deep, xml_too_deep
 from digest.text.arabic import is_mostly_arabic
+from digest.text.controls import clean_line, clean_text
 from digest.text.sanitize import (
     absolute_url,
     clean_html,
@@ -34,14 +40,17 @@ from digest.text.sanitize import (
 
 SUMMARY_CHARS = 280
 TITLE_CHARS = 120
+# What is stored at most (render cuts shorter): a feed's one-word 10 MB title stays out.
+STORED_TITLE_CHARS = 500
+STORED_SUMMARY_CHARS = 1000
+AUTHOR_CHARS = 200
+CATEGORY_CHARS = 100
+MAX_CATEGORIES = 50
+URL_CHARS = 2048
+MAX_DEPTH = 100  # the default of `[ingest] max_depth`
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
-# Undeclared, non-UTF-8 bytes: this engine serves Arabic publishers, whose legacy feeds
-# are windows-1256 far more often than the windows-1252 feedparser would assume.
-LEGACY_ENCODING = "windows-1256"
 _TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid)$", re.I)
-_XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]*encoding=[\"']([A-Za-z0-9._:-]+)", re.I)
-_CHARSET = re.compile(r"charset=[\"']?([A-Za-z0-9._:-]+)", re.I)
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 
@@ -112,16 +121,29 @@ def canonical_url(url: str) -> str:
 
 
 def parse_document(
-    content: bytes, *, content_type: str | None, location: str, now: datetime
+    content: bytes,
+    *,
+    content_type: str | None,
+    location: str,
+    now: datetime,
+    max_depth: int = MAX_DEPTH,
 ) -> ParsedFeed:
     """Every item of an RSS, Atom or JSON Feed document; FeedError if it is none of these."""
     if not content.strip():
         raise FeedError("the response is empty")
     if is_json(content, content_type):
+        if json_too_deep(content, max_depth):
+            raise too_deep(max_depth)
         title, raws = _parse_json_feed(content, location)
     else:
+        if xml_too_deep(content, max_depth):
+            raise too_deep(max_depth)
         title, raws = _parse_xml_feed(content, xml_content_type(content, content_type), location)
-    return _finish_all(title, raws, now)
+    return _finish_all(title, raws, now, max_depth=max_depth)
+
+
+def too_deep(max_depth: int) -> FeedError:
+    return FeedError(f"the document nests deeper than {max_depth} levels (see ingest.max_depth)")
 
 
 @dataclass
@@ -135,7 +157,13 @@ class XmlPart:
 
 
 def parse_xml_part(
-    content: bytes, *, declared: str, location: str, now: datetime, first_number: int
+    content: bytes,
+    *,
+    declared: str,
+    location: str,
+    now: datetime,
+    first_number: int,
+    max_depth: int = MAX_DEPTH,
 ) -> XmlPart:
     """One RSS/Atom document made of some whole items of a bigger one (`digest.ingest.parallel`),
     read as `parse_document` reads a document, its items numbered from `first_number`.
@@ -147,7 +175,7 @@ def parse_xml_part(
         problem, feedparser.CharacterEncodingOverride | feedparser.CharacterEncodingUnknown
     )
     return XmlPart(
-        _finish_all(title, raws, now, first_number),
+        _finish_all(title, raws, now, first_number, max_depth),
         len(raws),
         str(found.get("encoding") or ""),
         guessed,
@@ -158,19 +186,12 @@ def is_json(content: bytes, content_type: str | None) -> bool:
     return "json" in (content_type or "").lower() or content.lstrip()[:1] == b"{"
 
 
-def xml_content_type(content: bytes, content_type: str | None) -> str:
-    """The content type feedparser is told: the server's, with the legacy charset when the
-    bytes need it (undeclared or wrongly declared as UTF-8)."""
-    declared = content_type or "application/xml"
-    if _needs_legacy_encoding(content, declared):
-        declared = f"{declared.split(';')[0]}; charset={LEGACY_ENCODING}"
-    return declared
-
-
-def _finish_all(title: str, raws: list[_RawItem], now: datetime, first: int = 1) -> ParsedFeed:
-    parsed = ParsedFeed(title=plain_text(title)[:500])
+def _finish_all(
+    title: str, raws: list[_RawItem], now: datetime, first: int = 1, max_depth: int = MAX_DEPTH
+) -> ParsedFeed:
+    parsed = ParsedFeed(title=clean_line(plain_text(title))[:500])
     for number, raw in enumerate(raws, start=first):
-        item = _finish(raw, now)
+        item = _finish(raw, now, max_depth)
         if isinstance(item, Skipped):
             parsed.skipped.append(Skipped(item.ref or f"item #{number}", item.reason))
         else:
@@ -200,20 +221,6 @@ def _parse_xml_feed(
     base = channel.get("link") or location
     language = channel.get("language")
     return channel.get("title", ""), [_from_entry(e, base, language) for e in parsed.entries]
-
-
-def _needs_legacy_encoding(content: bytes, content_type: str) -> bool:
-    """Not UTF-8, yet declared as UTF-8 or not declared at all (and no UTF-16 BOM)."""
-    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return False
-    try:
-        content.decode("utf-8")
-    except UnicodeDecodeError:
-        header = _CHARSET.search(content_type)
-        prolog = _XML_ENCODING.match(content[:200])
-        name = header.group(1) if header else prolog.group(1).decode("ascii") if prolog else "utf-8"
-        return name.lower().replace("_", "-") in ("utf-8", "utf8")
-    return False
 
 
 def _from_entry(entry: Any, base: str, feed_language: str | None) -> _RawItem:
@@ -286,6 +293,8 @@ def _parse_json_feed(content: bytes, location: str) -> tuple[str, list[_RawItem]
         document = json.loads(content.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FeedError(f"malformed JSON: {exc}") from None
+    except RecursionError:  # deeper than this thread's stack allows, under max_depth
+        raise FeedError("malformed JSON: nested too deep to read") from None
     if not isinstance(document, dict) or not str(document.get("version", "")).startswith(
         "https://jsonfeed.org/version/"
     ):
@@ -342,39 +351,52 @@ def _iso_date(value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _finish(raw: _RawItem, now: datetime) -> FeedItem | Skipped:
-    """Clean one raw item: sanitised body, plain title and summary, image, sane date."""
-    link = raw.link or (raw.guid if raw.guid and absolute_url(raw.guid, None) else None)
-    ref = raw.guid or plain_text(raw.title)[:80]
+def _finish(raw: _RawItem, now: datetime, max_depth: int = MAX_DEPTH) -> FeedItem | Skipped:
+    """Clean one raw item: sanitised body, plain title and summary, image, sane date; every
+    text without control characters and capped."""
+    guid = clean_line(raw.guid)[:URL_CHARS] or None if raw.guid else None
+    link = raw.link or (guid if guid and absolute_url(guid, None) else None)
+    ref = guid or clean_line(plain_text(raw.title))[:80]
     if not link:
         return Skipped(ref, "no link (and the guid is not a URL)")
     try:
-        url = canonical_url(link)
+        url = canonical_url(clean_line(link))
     except ValueError:
         return Skipped(ref, f"malformed link {link[:200]!r}")
+    if html_too_deep(raw.content_html, max_depth) or html_too_deep(raw.summary_html, max_depth):
+        return Skipped(ref or url, f"its HTML nests deeper than {max_depth} levels")
     # Without a separate body (an RSS description alone), the description is the body.
-    body = clean_html(raw.content_html or raw.summary_html, url)
-    summary = html_to_text(raw.summary_html) if raw.content_html else ""
+    body = clean_text(clean_html(raw.content_html or raw.summary_html, url))
+    summary = clean_line(html_to_text(raw.summary_html)) if raw.content_html else ""
     # Empty only when the body has no text either.
-    summary = summary or summary_of(body, SUMMARY_CHARS)
-    title = plain_text(raw.title, is_html=raw.title_is_html)
+    summary = _capped(summary or summary_of(body, SUMMARY_CHARS), STORED_SUMMARY_CHARS)
+    title = _capped(
+        clean_line(plain_text(raw.title, is_html=raw.title_is_html)), STORED_TITLE_CHARS
+    )
     if not title:
         title = truncate_words(summary, TITLE_CHARS)
     if not title:
         return Skipped(ref or url, "no title and no text")
-    image = next((i for i in raw.images if i), None) or first_image(body)
+    image = next((clean_line(i) for i in raw.images if i), None) or first_image(body)
+    categories = (clean_line(plain_text(c))[:CATEGORY_CHARS] for c in raw.categories)
     return FeedItem(
-        guid=raw.guid[:2048] if raw.guid else None,
-        url=url[:2048],
+        guid=guid,
+        url=url[:URL_CHARS],
         title=title,
         summary=summary,
         body_html=body,
-        image_url=image if image and len(image) <= 2048 else None,
-        author=plain_text(raw.author)[:200] or None,
+        image_url=image if image and len(image) <= URL_CHARS else None,
+        author=clean_line(plain_text(raw.author))[:AUTHOR_CHARS] or None,
         published_at=_sane_date(raw.published, now),
-        language=_language(raw.language, f"{title} {summary}"),
-        categories=tuple(dict.fromkeys(c for c in map(plain_text, raw.categories) if c)),
+        language=_language(clean_line(raw.language or ""), f"{title} {summary}"),
+        categories=tuple(dict.fromkeys(c for c in categories if c))[:MAX_CATEGORIES],
     )
+
+
+def _capped(text: str, limit: int) -> str:
+    """`truncate_words`, then cut even inside a word: a one-word text can be megabytes long."""
+    text = truncate_words(text, limit)
+    return text if len(text) <= limit + 1 else text[:limit].rstrip() + "…"
 
 
 def _sane_date(value: datetime | None, now: datetime) -> datetime | None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from xml.parsers import expat
 
+from digest.ingest.documents import MAX_DEPTH, too_deep
+
 MAX_CHUNKS = 256
 
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -39,8 +41,9 @@ class Unsplittable(Exception):
 class Scanner:
     """One expat pass recording the byte spans of a feed's items (see the module doc)."""
 
-    def __init__(self, content: bytes) -> None:
+    def __init__(self, content: bytes, *, max_depth: int = MAX_DEPTH) -> None:
         self.content = content
+        self.max_depth = max_depth  # deeper: FeedError (the document is refused, not split)
         self.parser = expat.ParserCreate(namespace_separator=" ")
         self.parser.namespace_prefixes = True
         self.parser.StartElementHandler = self._start
@@ -89,6 +92,8 @@ class Scanner:
     # The handlers run for every element of the document: the common case is kept cheap.
     def _start(self, name: str, _attributes: Any) -> None:
         self.depth += 1
+        if self.depth > self.max_depth:
+            raise too_deep(self.max_depth)
         if "item" in name or "entry" in name or self.depth == 1:
             self._start_slowly(name)
         if self.depth < self.item_depth:

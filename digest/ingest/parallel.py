@@ -33,13 +33,15 @@ from datetime import datetime
 from types import TracebackType
 
 from digest.ingest.documents import (
+    MAX_DEPTH,
+    FeedError,
     ParsedFeed,
     XmlPart,
     is_json,
     parse_document,
     parse_xml_part,
-    xml_content_type,
 )
+from digest.ingest.encodings import xml_content_type
 from digest.ingest.layout import Scanner, Unsplittable, ascii_compatible, plan_chunks
 
 # Documents smaller than this are parsed at once: starting workers and the tokenizer pass
@@ -166,6 +168,7 @@ def parse_parts(
     now: datetime,
     workers: ParseWorkers | None,
     chunking: Chunking | None = None,
+    max_depth: int = MAX_DEPTH,
 ) -> Generator[ParsedFeed, None, None]:
     """The document's items as one or more `ParsedFeed` parts, in order (together: what
     `parse_document` gives, the title in every part).
@@ -175,7 +178,7 @@ def parse_parts(
     yielded as they are parsed; iterating raises `SplitFailed` if a chunk went wrong (parse
     the document whole then; it raises the FeedError, if any). Close the generator (or use
     it up) to cancel the chunks not yet parsed. `chunking`: by default PARALLEL_MIN_BYTES and
-    CHUNK_BYTES.
+    CHUNK_BYTES. A document nested deeper than `max_depth`: FeedError from this call.
     """
     chunking = Chunking.default() if chunking is None else chunking
     pool = None
@@ -192,15 +195,21 @@ def parse_parts(
         if not _first_guess_fails(content, declared):
             pool = workers.executor()  # started for the first document that needs it
     if pool is not None and workers is not None:
-        split = _Split(content, pool, declared, location, now)
+        split = _Split(content, pool, declared, location, now, max_depth)
         try:
             return split.run(chunking.chunk_bytes, workers)
         except Unsplittable:
             split.cancel()
+        except FeedError:  # nested too deep
+            split.cancel()
+            raise
         except (BrokenProcessPool, RuntimeError, OSError):  # the pool broke, or cannot fork
             split.cancel()
             workers.broken()
-    return one_part(parse_document(content, content_type=content_type, location=location, now=now))
+    whole = parse_document(
+        content, content_type=content_type, location=location, now=now, max_depth=max_depth
+    )
+    return one_part(whole)
 
 
 class _Split:
@@ -211,9 +220,16 @@ class _Split:
     turns out unsplittable, the chunks are cancelled)."""
 
     def __init__(
-        self, content: bytes, pool: Executor, declared: str, location: str, now: datetime
+        self,
+        content: bytes,
+        pool: Executor,
+        declared: str,
+        location: str,
+        now: datetime,
+        max_depth: int,
     ) -> None:
         self.content = content
+        self.max_depth = max_depth
         self.pool = pool
         self.declared = declared
         self.location = location
@@ -225,7 +241,7 @@ class _Split:
         content = self.content
         # At least two chunks per worker: none idle while another parses a long last chunk.
         target = max(1, min(chunk_bytes, len(content) // (2 * workers.count)))
-        scanner = Scanner(content)
+        scanner = Scanner(content, max_depth=self.max_depth)
         header = footer = b""
         for offset in range(0, len(content), SCAN_STEP):
             scanner.feed(content[offset : offset + SCAN_STEP])
@@ -274,6 +290,7 @@ class _Split:
                 location=self.location,
                 now=self.now,
                 first_number=first + 1,
+                max_depth=self.max_depth,
             )
         )
         self.ranges.append((first, stop))

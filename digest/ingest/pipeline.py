@@ -2,14 +2,16 @@
 
 Each feed is fetched and stored on its own: a feed that fails records its error
 (`Feed.last_error`), leaves its articles as they were, and the other feeds go on.
-An item seen again (same guid, or same canonical URL when it has no guid) updates its
-article in place; `ingested_at` never changes, so an edit never makes an article new again.
+An item seen again (same guid in the same feed, or same canonical URL in the feed when it has
+no guid: see `digest.ingest.identity`) updates its article in place; `ingested_at` never
+changes, so an edit never makes an article new again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from contextlib import ExitStack, closing
+import logging
+from collections.abc import Callable, Generator, Mapping, Sequence
+from contextlib import ExitStack, closing, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -18,7 +20,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, Table, insert
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from digest.clock import utcnow
 from digest.config import IngestSettings
@@ -27,10 +29,13 @@ from digest.db.engine import session_scope
 from digest.db.models import Article, Feed, Topic
 from digest.db.tables import ARTICLE, ARTICLE_TOPIC
 from digest.ingest import feeds as feed_store
-from digest.ingest.article_tags import CHUNK, feed_defaults, sync_tags, tag_row
+from digest.ingest.article_tags import feed_defaults, sync_tags, tag_row
 from digest.ingest.documents import FeedError, FeedItem, ParsedFeed, Skipped, parse_document
+from digest.ingest.identity import Seen, inserted_ids, known_articles, unique_items
 from digest.ingest.matcher import Tag, TopicIndex
 from digest.ingest.parallel import ParseWorkers, SplitFailed, one_part, parse_parts
+
+logger = logging.getLogger(__name__)
 
 # Article columns an updated item may change.
 _CONTENT_FIELDS = (
@@ -127,8 +132,22 @@ def ingest(
 
 
 def _ingest_feed(run: _Run, feed: Feed) -> FeedReport:
+    """One feed's run; whatever goes wrong (a bug on a hostile document included) is that
+    feed's error, recorded on it: the other feeds and the scheduler's job go on."""
     report = FeedReport(url=feed.url)
     now = run.clock()
+    try:
+        _fetch_and_store(run, feed, now, report)
+    except Exception as exc:
+        logger.exception("ingesting feed %s failed unexpectedly", feed.url)
+        error = f"unexpected error, nothing stored: {type(exc).__name__}: {exc}"[:2000]
+        report.status, report.error = FeedStatus.FAILED, error
+        with suppress(SQLAlchemyError):  # a database down fails the next feeds' own way
+            _record(run.engine, feed, now, error=error)
+    return report
+
+
+def _fetch_and_store(run: _Run, feed: Feed, now: datetime, report: FeedReport) -> None:
     try:
         fetched = feed_store.fetch(
             feed.url,
@@ -140,7 +159,7 @@ def _ingest_feed(run: _Run, feed: Feed) -> FeedReport:
         if fetched.content is None:
             report.status = FeedStatus.NOT_MODIFIED
             _record(run.engine, feed, now, error=None)
-            return report
+            return
         document = fetched.content
         location = fetched.location or feed.url
         # Parts of a big document are stored as the workers parse the next ones.
@@ -150,11 +169,12 @@ def _ingest_feed(run: _Run, feed: Feed) -> FeedReport:
             location=location,
             now=now,
             workers=run.workers,
+            max_depth=run.settings.max_depth,
         )
     except FeedError as exc:
         report.status, report.error = FeedStatus.FAILED, str(exc)
         _record(run.engine, feed, now, error=str(exc))
-        return report
+        return
     try:
         try:
             _store_parts(run, feed, fetched, parts, now, report)
@@ -162,7 +182,11 @@ def _ingest_feed(run: _Run, feed: Feed) -> FeedReport:
             # A chunk read alone did not read as in the whole document (rolled back: nothing
             # stored): read the document whole, as for a small one.
             whole = parse_document(
-                document, content_type=fetched.content_type, location=location, now=now
+                document,
+                content_type=fetched.content_type,
+                location=location,
+                now=now,
+                max_depth=run.settings.max_depth,
             )
             _store_parts(run, feed, fetched, one_part(whole), now, report)
     except FeedError as exc:
@@ -174,7 +198,6 @@ def _ingest_feed(run: _Run, feed: Feed) -> FeedReport:
         error = f"database error, nothing stored: {getattr(exc, 'orig', None) or exc}"
         report.status, report.error = FeedStatus.FAILED, error
         _record(run.engine, feed, now, error=error)
-    return report
 
 
 def _store_parts(
@@ -230,13 +253,14 @@ def store_items(
 
     `items` must not repeat an identity (see `unique_items`).
     """
-    by_guid, by_url = _existing(session, items)
+    assert feed.id is not None
+    known = known_articles(session, feed.id, items)
     new_rows: list[dict[str, Any]] = []
     new_tags: list[dict[int, Tag]] = []
     resync: dict[int, tuple[dict[int, Tag], str]] = {}
     updated = 0
     for item in items:
-        article = by_guid.get(item.guid) if item.guid else by_url.get(item.url)
+        article = known.article(item)
         tags = index.tags(
             feed_topics=feed_topics,
             categories=item.categories,
@@ -251,26 +275,21 @@ def store_items(
         if changed:
             article.updated_at = now
             updated += 1
-        if changed or article.feed_id != feed.id:
+        if article.feed_id != feed.id:  # taken back from a removed feed
+            article.feed_id = feed.id
+            changed = True
+        if changed:
             resync[article.id] = (tags, feed.url)
     session.flush()
     if new_rows:
         # One executemany instead of a unit-of-work flush per object (RETURNING in parameter
         # order would cost one statement per row on SQLite); the ids are read back by key.
         insert_rows(session, ARTICLE, new_rows)
-        ids = _inserted_ids(session, new_rows)
+        ids = inserted_ids(session, feed.id, new_rows)
         rows = [tag_row(i, t) for i, tags in zip(ids, new_tags, strict=True) for t in tags.values()]
         insert_rows(session, ARTICLE_TOPIC, rows)
     sync_tags(session, resync)
     return len(new_rows), updated, len(items) - len(new_rows) - updated
-
-
-@dataclass
-class Seen:
-    """The identities met so far in one document (for `unique_items` over its parts)."""
-
-    guids: set[str] = field(default_factory=set)
-    urls: set[str] = field(default_factory=set)
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -307,64 +326,6 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     )
 
 
-def unique_items(
-    items: Sequence[FeedItem], seen: Seen | None = None
-) -> tuple[list[FeedItem], list[Skipped]]:
-    """The first of the items that share a guid (or, without guid, a URL); the others skipped.
-
-    `seen` carries what earlier parts of the same document had."""
-    if seen is None:
-        seen = Seen()
-    guids, urls = seen.guids, seen.urls
-    kept: list[FeedItem] = []
-    skipped: list[Skipped] = []
-    for item in items:
-        if (item.guid in guids) if item.guid else (item.url in urls):
-            skipped.append(Skipped(item.guid or item.url, "repeated in the same feed"))
-            continue
-        if item.guid:
-            guids.add(item.guid)
-        urls.add(item.url)
-        kept.append(item)
-    return kept, skipped
-
-
-def _inserted_ids(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """The ids of just-inserted article rows, in their order (found by guid, else URL)."""
-    by_guid: dict[str, int] = {}
-    by_url: dict[str, int] = {}
-    guids = [r["guid"] for r in rows if r["guid"]]
-    urls = [r["url"] for r in rows if not r["guid"]]
-    for chunk in _chunks(guids):
-        query = select(Article.id, Article.guid).where(col(Article.guid).in_(chunk))
-        by_guid.update((guid, id_) for id_, guid in session.exec(query) if id_ and guid)
-    for chunk in _chunks(urls):
-        query = (
-            select(Article.id, Article.url)
-            .where(col(Article.url).in_(chunk), col(Article.guid).is_(None))
-            .order_by(col(Article.id))
-        )
-        by_url.update((url, id_) for id_, url in session.exec(query) if id_)  # newest wins
-    return [by_guid[r["guid"]] if r["guid"] else by_url[r["url"]] for r in rows]
-
-
-def _existing(
-    session: Session, items: Sequence[FeedItem]
-) -> tuple[dict[str, Article], dict[str, Article]]:
-    guids = sorted({i.guid for i in items if i.guid})
-    urls = sorted({i.url for i in items if not i.guid})
-    by_guid: dict[str, Article] = {}
-    by_url: dict[str, Article] = {}
-    for chunk in _chunks(guids):
-        for article in session.exec(select(Article).where(col(Article.guid).in_(chunk))):
-            by_guid[article.guid or ""] = article
-    for chunk in _chunks(urls):
-        query = select(Article).where(col(Article.url).in_(chunk)).order_by(col(Article.id))
-        for article in session.exec(query):
-            by_url.setdefault(article.url, article)
-    return by_guid, by_url
-
-
 def _article_row(item: FeedItem, feed: Feed, now: datetime) -> dict[str, Any]:
     return {
         "feed_id": feed.id,
@@ -394,8 +355,3 @@ def _apply(article: Article, item: FeedItem) -> bool:
             setattr(article, name, value)
             changed = True
     return changed
-
-
-def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]

@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import quote
 
 from digest.render.data import Recipient, RenderedMessage, SkippedArticle, clean_text
@@ -24,6 +25,8 @@ SLOT_RESERVE = {
     "confirm": 160,
 }
 NAME_CHARS = 100
+CLICK_RESERVE = 60  # a link's click token: `{delivery id}.{16-character tag}`
+_DIGIT_LETTERS = str.maketrans("0123456789", "ghijklmnop")  # slot names are [a-z_]
 _URL_SAFE = re.compile(r"[A-Za-z0-9._~-]*")
 
 
@@ -68,7 +71,7 @@ class CompiledMessage:
     @property
     def html_bytes(self) -> int:
         """Worst-case size of a personalised HTML body (slots at their reserved size)."""
-        return self.html_template.byte_size(SLOT_RESERVE)
+        return self.html_template.byte_size(_Reserve(SLOT_RESERVE))
 
     def slot_values(self, recipient: Recipient) -> SlotValues:
         """What fills the slots for `recipient`: tokens URL-quoted, the name escaped for HTML."""
@@ -79,11 +82,16 @@ class CompiledMessage:
             "open": url_part(recipient.open_token),
             "click": url_part(recipient.click_token),
             "confirm": url_part(recipient.confirm_token),
+            **self.click_values(recipient),
         }
         name = clean_text(recipient.name, NAME_CHARS) if recipient.name else ""
         html = {**text, "greeting": self.greeting.html(name)}
         text["greeting"] = self.greeting.text(name)
         return SlotValues(text, html, f"{self.base_url}/u/{text['unsubscribe']}")
+
+    def click_values(self, recipient: Recipient) -> dict[str, str]:
+        """The click token of each tracked link, by slot (a message without links: none)."""
+        return {}
 
     def personalise(self, recipient: Recipient) -> RenderedMessage:
         """The message for `recipient` (the dispatcher fills pre-encoded bodies instead)."""
@@ -106,6 +114,32 @@ class CompiledDigest(CompiledMessage):
     dropped_ids: tuple[int, ...] = ()
     skipped: tuple[SkippedArticle, ...] = ()
     links: Mapping[str, str] = field(default_factory=dict)  # click-token suffix -> URL
+
+    def click_values(self, recipient: Recipient) -> dict[str, str]:
+        sign = recipient.click_tokens
+        if sign is None:  # a preview: the same placeholder everywhere
+            token = url_part(recipient.click_token)
+            return {slot: token for slot, _ in self._click_slots}
+        return {slot: sign(link) for slot, link in self._click_slots}
+
+    @cached_property
+    def _click_slots(self) -> tuple[tuple[str, str], ...]:
+        return tuple((click_slot(suffix), suffix.lstrip(".")) for suffix in self.links)
+
+
+def click_slot(suffix: str) -> str:
+    """The slot of one tracked link's click token (its token is signed over the link)."""
+    digest = hashlib.blake2s(suffix.encode(), digest_size=8).hexdigest()
+    return "click_" + digest.translate(_DIGIT_LETTERS)
+
+
+class _Reserve(dict[str, int]):
+    """`SLOT_RESERVE`, and CLICK_RESERVE for every link's click slot."""
+
+    def __missing__(self, name: str) -> int:
+        if name.startswith("click_"):
+            return CLICK_RESERVE
+        raise KeyError(name)
 
 
 def default_link_suffix(url: str) -> str:

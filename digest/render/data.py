@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -29,7 +29,9 @@ class Recipient:
 
     Links: view `{base}/v/{view_token}`, unsubscribe `{base}/u/{unsubscribe_token}`,
     preferences `{base}/p/{preferences_token}`, open pixel `{base}/o/{open_token}.gif`,
-    article `{base}/c/{click_token}{link suffix}`, confirm `{base}/confirm/{confirm_token}`.
+    article `{base}/c/{click token of that link}{link suffix}`, confirm
+    `{base}/confirm/{confirm_token}`. A digest's click tokens come from `click_tokens`
+    (link hash -> token, signed over the pair); without it every link gets `click_token`.
     """
 
     name: str = ""
@@ -39,6 +41,7 @@ class Recipient:
     open_token: str = ""
     click_token: str = ""
     confirm_token: str = ""
+    click_tokens: Callable[[str], str] | None = None
 
     @classmethod
     def with_tokens(cls, name: str, tokens: RecipientTokens) -> Recipient:
@@ -49,7 +52,7 @@ class Recipient:
             unsubscribe_token=tokens.unsubscribe,
             preferences_token=tokens.preferences,
             open_token=tokens.open,
-            click_token=tokens.click,
+            click_tokens=tokens.click,
         )
 
     @classmethod

@@ -20,7 +20,13 @@ from urllib.parse import quote
 from digest.catalog.views import ArticleView, TopicView
 from digest.config import Settings
 from digest.errors import TemplateError
-from digest.render.compiled import CompiledDigest, CompiledMessage, Greeting, default_link_suffix
+from digest.render.compiled import (
+    CompiledDigest,
+    CompiledMessage,
+    Greeting,
+    click_slot,
+    default_link_suffix,
+)
 from digest.render.data import (
     TITLE_CHARS,
     Recipient,
@@ -313,12 +319,13 @@ class _DigestBuild:
         )
 
     def _href(self, url: str, markers: SlotMarkers, links: dict[str, str]) -> str:
-        """The link as sent: direct without tracking, else `{base}/c/{click token}`."""
+        """The link as sent: direct without tracking, else `{base}/c/{click token}{suffix}`,
+        the token signed over this link (a slot of its own)."""
         if not self.segment.tracking:
             return url
         suffix = quote(self.link_suffix(url), safe="._~-")
         links[suffix] = url
-        return f"{self.renderer.options.base_url}/c/{markers('click')}{suffix}"
+        return f"{self.renderer.options.base_url}/c/{markers(click_slot(suffix))}{suffix}"
 
     def _subject(
         self, language: Language, cards: Sequence[_Card], context: Mapping[str, Any]

@@ -22,6 +22,7 @@ from digest.db.locks import Busy
 from digest.ingest import feeds as feed_store
 from digest.ingest.pipeline import FeedStatus, ingest
 from digest.render.renderer import Renderer, RenderOptions
+from digest.send.breaker import BreakerTripped
 from digest.send.dispatcher import DispatchOptions, DispatchReport, RunHooks
 from digest.send.outcome import Envelope, Outcome, Sender, SenderLifecycle
 from digest.send.run import RunOptions, send_list
@@ -116,7 +117,14 @@ class Jobs:
         for url in urls:
             if self.stop():
                 break
-            for one in ingest(self.engine, self.settings.ingest, only=url, clock=self.clock).feeds:
+            try:
+                report = ingest(self.engine, self.settings.ingest, only=url, clock=self.clock)
+            except Exception as exc:  # e.g. removed meanwhile: that feed's failure only
+                counts["feeds"] += 1
+                counts["feeds_failed"] += 1
+                logger.warning("feed %s failed: %s: %s", url, type(exc).__name__, exc)
+                continue
+            for one in report.feeds:
                 counts["feeds"] += 1
                 counts["new"] += one.new
                 counts["updated"] += one.updated
@@ -153,6 +161,10 @@ class Jobs:
             except Busy as exc:  # `digest send`, or the other tick, is on this list right now
                 counts["busy"] += 1
                 logger.info("list %s skipped this time: %s", mailing_list.slug, exc)
+                continue
+            except BreakerTripped as exc:  # its editions are held until an editor releases them
+                counts["failed"] += 1
+                logger.error("list %s: %s", mailing_list.slug, exc)
                 continue
             except Exception:
                 # One list's failure (a template, the SMTP server) must not stop the others;

@@ -93,7 +93,7 @@ def active(connection: Connection, list_id: int, span: Span | None = None) -> Ac
             SUBSCRIPTION.c.send_hour,
         )
         .join(SUBSCRIBER, SUBSCRIBER.c.id == SUBSCRIPTION.c.subscriber_id)
-        .outerjoin(SUPPRESSION, SUPPRESSION.c.email == SUBSCRIBER.c.email)
+        .outerjoin(SUPPRESSION, SUPPRESSION.c.email_key == SUBSCRIBER.c.email_key)
         .where(
             SUBSCRIPTION.c.list_id == list_id,
             SUBSCRIPTION.c.status == SubscriptionStatus.ACTIVE.value,

@@ -66,9 +66,19 @@ def steer(
 
 
 def unsent(ranked: Sequence[Candidate], already: set[int] | None, limit: int) -> list[Candidate]:
-    """The first `limit` of `ranked` that are not among the reader's `already` sent ones."""
-    chosen = [c for c in ranked if c.id not in already] if already else list(ranked)
-    return chosen[:limit]
+    """The first `limit` of `ranked` that are not among the reader's `already` sent ones,
+    each story once: two feeds carrying the same page are two articles (an article is
+    its feed's item) but one story in a digest, the higher-ranked one."""
+    chosen: list[Candidate] = []
+    urls: set[str] = set()
+    for candidate in ranked:
+        if len(chosen) == limit:
+            break
+        if (already and candidate.id in already) or candidate.view.url in urls:
+            continue
+        urls.add(candidate.view.url)
+        chosen.append(candidate)
+    return chosen
 
 
 def in_order(

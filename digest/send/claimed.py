@@ -46,7 +46,7 @@ CLAIMED_ROWS = (
     "p.id FROM delivery d JOIN edition e ON e.id = d.edition_id "
     "JOIN subscriber s ON s.id = d.subscriber_id "
     "LEFT JOIN subscription u ON u.subscriber_id = d.subscriber_id "
-    "AND u.list_id = d.list_id LEFT JOIN suppression p ON p.email = s.email"
+    "AND u.list_id = d.list_id LEFT JOIN suppression p ON p.email_key = s.email_key"
 )
 
 

@@ -1,5 +1,5 @@
-"""Double opt-in mail: the confirmation link of an unconfirmed subscription, and the welcome
-once it is confirmed (in the subscriber's language, with the topics they chose)."""
+"""Double opt-in mail: the confirmation link of a subscription waiting for consent, and the
+welcome once it is confirmed (in the subscriber's language, with the topics they chose)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from sqlmodel import Session
 from digest.catalog.topics import topic_views
 from digest.clock import utcnow
 from digest.config import Settings
+from digest.db.engine import session_scope
 from digest.errors import InvalidInput
 from digest.render.compiled import CompiledMessage
-from digest.render.renderer import Recipient, Renderer, RenderOptions
+from digest.render.data import Recipient
+from digest.render.renderer import Renderer, RenderOptions
 from digest.send.one_off import OneOff, one_off_envelope, send_one
 from digest.send.outcome import Envelope, Outcome, Sender
 from digest.tracking.tokens import Purpose, Signer
-from subscribers.consent import Membership, membership
+from subscribers.consent import Membership, issue_confirmation, mark_sent, membership
 from subscribers.models import SubscriptionStatus
 from subscribers.preferences import load_preferences
 
@@ -31,23 +33,30 @@ def confirmation_envelope(
     list_id: int,
     renderer: Renderer | None = None,
     now: datetime | None = None,
+    source: str = "cli",
 ) -> Envelope:
-    """The confirmation email of a subscription, ready to send.
+    """The confirmation email of a subscription, ready to send, with a new link.
 
-    Only an unconfirmed subscription gets one; anything else is an InvalidInput.
+    Only a subscription that is not active gets one (anything else is an InvalidInput).
+    Issuing it makes every older link of the subscription useless. Untrusted input never
+    reaches it: `To:` is the bare address and the greeting names nobody.
     """
-    with Session(engine) as session:
+    now = now or utcnow()
+    with session_scope(engine) as session:
         found = membership(session, subscriber_id, list_id)
-    _require(found, SubscriptionStatus.UNCONFIRMED, "there is nothing to confirm")
+        if found.subscription.status == SubscriptionStatus.ACTIVE:
+            _require(found, SubscriptionStatus.UNCONFIRMED, "there is nothing to confirm")
+        nonce = issue_confirmation(session, subscriber_id, list_id, source=source, now=now)
     renderer = renderer or Renderer(RenderOptions.from_settings(settings))
     compiled = renderer.compile_confirmation(
         list_name=found.mailing_list.name, locale=found.subscriber.locale, day=_day(found, now)
     )
-    signer = Signer(settings.web.secret_key)
-    recipient = Recipient.of_subscription(
-        found.subscriber.name, signer, subscriber_id, list_id, Purpose.CONFIRM, Purpose.UNSUBSCRIBE
+    signer = _signer(settings)
+    recipient = Recipient(
+        confirm_token=signer.dumps(Purpose.CONFIRM, subscriber_id, list_id, nonce),
+        unsubscribe_token=signer.dumps(Purpose.UNSUBSCRIBE, subscriber_id, list_id),
     )
-    return _envelope(settings, found, compiled, recipient, "confirm")
+    return _envelope(settings, found, compiled, recipient, "confirm", named=False)
 
 
 def welcome_envelope(
@@ -82,7 +91,7 @@ def welcome_envelope(
         topics=topics,
         cadence=found.mailing_list.cadence,
     )
-    signer = Signer(settings.web.secret_key)
+    signer = _signer(settings)
     recipient = Recipient.of_subscription(
         found.subscriber.name,
         signer,
@@ -99,7 +108,11 @@ async def mail_confirmation(
 ) -> Outcome:
     """Open `sender`, send the confirmation email, close it (for one-off sends: the CLI)."""
     envelope = confirmation_envelope(engine, settings, subscriber_id=subscriber_id, list_id=list_id)
-    return await send_one(sender, envelope)
+    outcome = await send_one(sender, envelope)
+    if outcome.status == "sent":
+        with session_scope(engine) as session:
+            mark_sent(session, subscriber_id, list_id, utcnow())
+    return outcome
 
 
 def _require(found: Membership, status: SubscriptionStatus, otherwise: str) -> None:
@@ -121,13 +134,22 @@ def _envelope(
     compiled: CompiledMessage,
     recipient: Recipient,
     stream: str,
+    *,
+    named: bool = True,
 ) -> Envelope:
     message = OneOff(
         compiled.personalise(recipient),
         list_name=found.mailing_list.name,
         list_slug=found.mailing_list.slug,
         to_address=found.subscriber.email,
-        to_name=found.subscriber.name,
+        to_name=found.subscriber.name if named else "",
         stream=stream,
     )
     return one_off_envelope(settings, message)
+
+
+def _signer(settings: Settings) -> Signer:
+    """The links' signer; a weak secret is refused where the links reach other people
+    (ConfigError), as for digests: a confirmation link signed with it could be forged."""
+    settings.link_secret_warning()
+    return Signer(settings.web.secret_key)

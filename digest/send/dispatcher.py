@@ -22,7 +22,6 @@ from digest.catalog.topics import topic_views
 from digest.catalog.views import ArticleView, TopicView
 from digest.clock import utcnow
 from digest.config import SenderSettings, Settings
-from digest.db.models import DeliveryStatus
 from digest.editions.controls import EditionControls
 from digest.editions.states import finish_sent
 from digest.editions.workflow import editorial_around, load_controls
@@ -31,8 +30,10 @@ from digest.render.compiled import CompiledDigest
 from digest.render.renderer import Recipient, Renderer, RenderOptions
 from digest.selection.due import PlanRequest, due_in_batches
 from digest.selection.segments import Issue, build_segment
+from digest.send.breaker import Breaker, BreakerOptions
 from digest.send.claim import claim, requeue
 from digest.send.claimed import Claimed
+from digest.send.halt import halt
 from digest.send.mime import (
     DkimSigner,
     EncodedSlots,
@@ -42,8 +43,9 @@ from digest.send.mime import (
     make_message_id,
 )
 from digest.send.outcome import Envelope, Outcome, Sender
-from digest.send.plan import ListPlan, plan_batches
+from digest.send.plan import plan_batches
 from digest.send.record import Attempt, Recorder, RecordOptions
+from digest.send.report import DispatchReport as DispatchReport  # its old home
 from digest.send.retry import RetryPolicy
 from digest.tracking.links import store_links
 from digest.tracking.tokens import Signer, tokens_for
@@ -68,9 +70,13 @@ class DispatchOptions:
     record: RecordOptions = field(default_factory=RecordOptions)
     # `[workers] enabled` on PostgreSQL: plan here, `digest worker` processes send.
     plan_only: bool = False
+    breaker: BreakerOptions = field(default_factory=BreakerOptions)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> DispatchOptions:
+        warning = settings.link_secret_warning()  # ConfigError where links reach others
+        if warning is not None:
+            logger.warning(warning)
         options = cls(
             max_articles=settings.digest.max_articles,
             sender=settings.sender,
@@ -79,6 +85,7 @@ class DispatchOptions:
             dkim=DkimSigner.from_settings(settings.dkim, settings.sender),
             concurrency=settings.smtp.connections,
             policy=RetryPolicy.from_settings(settings.smtp),
+            breaker=BreakerOptions.from_settings(settings.smtp),
             plan_only=settings.workers.enabled
             and make_url(settings.database.url).get_backend_name() != "sqlite",
         )
@@ -87,57 +94,14 @@ class DispatchOptions:
 
 @dataclass(frozen=True)
 class RunHooks:
-    """What the calling process lends the run: its clock, stop flag, progress bar, renderer."""
+    """What the calling process lends the run: its clock, stop flag, progress bar, renderer,
+    and the breaker that judges its outcomes (a worker shares one across its lists)."""
 
     clock: Callable[[], datetime] = utcnow
     stop: Callable[[], bool] | None = None
     progress: Callable[[int, int], None] | None = None
     renderer: Renderer | None = None
-
-
-@dataclass
-class DispatchReport:
-    due: int = 0
-    queued: int = 0
-    skipped_empty: int = 0
-    already_planned: int = 0
-    sent: int = 0
-    temporary: int = 0
-    permanent: int = 0
-    skipped_unsubscribed: int = 0
-    segments: int = 0
-    late: int = 0  # past the scheduler's lateness limit: skipped for that day
-    waiting: int = 0  # due, but their edition is held or awaits an editor's approval
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
-    def add_plan(self, planned: ListPlan) -> None:
-        """Count what planning the list did."""
-        self.due += planned.due
-        self.queued += planned.queued
-        self.skipped_empty += planned.skipped_empty
-        self.already_planned += planned.already_planned
-        self.segments += planned.segments
-        self.late += planned.skipped_late
-        self.waiting += planned.waiting
-
-    def add_recorded(self, recorded: Sequence[tuple[Attempt, str]]) -> None:
-        """Count the outcomes recorded (by their delivery's new status)."""
-        for attempt, status in recorded:
-            if status == DeliveryStatus.SENT:
-                self.sent += 1
-            elif status == DeliveryStatus.FAILED_TEMPORARY:
-                self.temporary += 1
-            else:
-                self.permanent += 1
-                outcome = attempt.outcome
-                logger.warning(
-                    "%s failed for good: %s %s",
-                    attempt.claimed.email,
-                    outcome.code,
-                    outcome.message,
-                )
+    breaker: Breaker | None = None
 
 
 @dataclass
@@ -169,6 +133,7 @@ class Dispatcher:
         self.dkim = options.dkim
         self.progress = hooks.progress
         self.clock = hooks.clock
+        self.breaker = hooks.breaker or Breaker(options.breaker)
         self._compiled: dict[tuple[object, ...], _CompiledSegment] = {}
         self._articles: dict[int, ArticleView] = {}
         self._topics: dict[int, TopicView] = {}
@@ -277,19 +242,21 @@ class Dispatcher:
         for item in batch:
             queue.put_nowait(item)
         recorder = Recorder(self.engine, self.options.policy, self.options.record)
-
+        breaker = self.breaker
         failed = False
 
         async def worker() -> None:
             nonlocal failed
             try:
-                while not failed:
+                while not failed and breaker.trip is None:
                     if recorder.full():  # the database is behind: no more unrecorded sends
                         await asyncio.to_thread(recorder.wait_for_room)
                     recorder.check()  # recording has failed: send no more of this batch
                     if queue.empty():
                         return
-                    recorder.submit(await self._attempt(queue.get_nowait()))
+                    # The breaker holds back permanent failures until it is sure of them.
+                    for ready in breaker.observe(await self._attempt(queue.get_nowait())):
+                        recorder.submit(ready)
             except BaseException:
                 failed = True  # the other workers finish their message and take no more
                 raise
@@ -302,12 +269,26 @@ class Dispatcher:
             results = await asyncio.gather(*workers, return_exceptions=True)
             errors = [r for r in results if isinstance(r, BaseException)]
             if errors:
+                breaker.held_back()  # not recorded: their rows stay `sending`, sent again later
                 raise errors[0]
+            for ready in breaker.settle():
+                recorder.submit(ready)
         finally:
             try:  # commits what is left, off the event loop; raises if recording failed
                 await asyncio.to_thread(recorder.close)
             finally:
                 report.add_recorded(recorder.recorded)
+        if breaker.trip is not None:
+            unsent = [queue.get_nowait() for _ in range(queue.qsize())]
+            raise await asyncio.to_thread(
+                halt,
+                self.engine,
+                breaker.trip,
+                held_back=breaker.held_back(),
+                unsent=unsent,
+                where=self.options.breaker.where,
+                now=self.clock(),
+            )
 
     async def _attempt(self, item: Claimed) -> Attempt:
         try:

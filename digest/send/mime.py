@@ -26,6 +26,7 @@ import dkim
 from digest.config import DkimSettings, SenderSettings
 from digest.errors import ConfigError, InvalidInput
 from digest.render.slots import SlotTemplate
+from digest.send.addresses import ascii_domain
 
 # RFC 8058 §4: both List-Unsubscribe headers MUST be signed; dkimpy's default list omits -Post.
 DKIM_HEADERS: tuple[str, ...] = (
@@ -73,11 +74,15 @@ def make_message_id(domain: str) -> str:
     return f"<{uuid.uuid4().hex}@{clean_header_value(domain)}>"
 
 
-def _check_address(address: str, what: str) -> str:
+def _check_address(address: str, what: str, *, utf8_local: bool = False) -> str:
+    """The address as headers carry it: its domain in punycode (IDNA); a non-ASCII local
+    part only where `utf8_local` (a recipient: the message then needs SMTPUTF8)."""
     cleaned = clean_header_value(address)
-    if not cleaned.isascii() or not _ADDRESS.fullmatch(cleaned):
-        raise InvalidInput(f"{what} {address!r} is not a plain ASCII email address")
-    return cleaned
+    local, _, domain = cleaned.rpartition("@")
+    converted = f"{local}@{ascii_domain(domain)}" if domain else cleaned
+    if not (local.isascii() or utf8_local) or not _ADDRESS.fullmatch(converted):
+        raise InvalidInput(f"{what} {address!r} is not a usable email address")
+    return converted
 
 
 def _encoded_words(text: str) -> list[str]:
@@ -136,7 +141,8 @@ def _fold(name: str, tokens: Iterable[str]) -> bytes:
     lines.append(line)
     if any(len(part) > _HARD_LIMIT for part in lines):
         raise InvalidInput(f"the {name} header has an item longer than {_HARD_LIMIT} characters")
-    return (_CRLF.join(lines) + _CRLF).encode("ascii")
+    # UTF-8 only for a non-ASCII local part in To (RFC 6532); everything else is ASCII here.
+    return (_CRLF.join(lines) + _CRLF).encode("utf-8")
 
 
 def _address_header(name: str, display: str, address: str) -> bytes:
@@ -369,7 +375,7 @@ class MessageTemplate:
 
         Raises InvalidInput for an address or URL that cannot be put in a header.
         """
-        address = _check_address(parts.to_address, "recipient")
+        address = _check_address(parts.to_address, "recipient", utf8_local=True)
         given = parts.message_id
         message_id = make_message_id(self.domain) if given is None else _msg_id(given)
         when = datetime.now(UTC) if parts.date is None else parts.date

@@ -14,11 +14,32 @@ from typing import Literal, Protocol, Self
 
 Status = Literal["sent", "temporary", "permanent"]
 Stage = Literal["", "connect", "MAIL", "RCPT", "DATA", "file"]
+# Whose problem a permanent failure is: the reader's address (suppress it), the sender's side
+# (relay, login, MAIL FROM: retry once fixed, suppress nobody), or this message only.
+Blame = Literal["reader", "sender", "message"]
 
 # Enhanced status codes (RFC 3463) that mean "you are sending too fast": 4.7.28 (Gmail rate
 # limit), 4.3.0 (generic, used for throttling by Yahoo and others), 4.2.1 (try again later).
 THROTTLE_STATUSES = frozenset({"4.7.28", "4.3.0", "4.2.1"})
 _ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
+# Replies about our side, whatever the code or stage: the relay will not relay for us, wants
+# a login, refuses our sender address ("relay not permitted", "Relay access denied",
+# "authentication required", "Sender address rejected", ...).
+_SENDER_TEXT = re.compile(
+    r"relay|auth(?:entication)? (?:is )?(?:required|needed|failed)|must (?:first )?authenticate"
+    r"|not authenticated|\bsender (?:address|domain|verify)|\bmail from\b",
+    re.IGNORECASE,
+)
+# Replies about this message or our reputation, not the address: policy, blocks, spam.
+_POLICY_TEXT = re.compile(
+    r"polic(?:y|ies)|block|black ?list|spam|reputation|\bspf\b|dmarc|dkim", re.IGNORECASE
+)
+# 530 authentication required, 534 mechanism too weak, 535 credentials invalid, 538
+# encryption required for the login (RFC 4954).
+_SENDER_CODES = frozenset({530, 534, 535, 538})
+# 5.1.7 / 5.1.8: bad sender mailbox / sender's system (RFC 3463); 5.7.8, 5.7.9, 5.7.11,
+# 5.7.0 with a login text: authentication (RFC 4954).
+_SENDER_STATUSES = frozenset({"5.1.7", "5.1.8", "5.7.8", "5.7.9", "5.7.11"})
 
 
 def enhanced_code(message: str) -> str | None:
@@ -66,17 +87,50 @@ class Outcome:
         )
 
     @property
-    def hard_bounce(self) -> bool:
-        """Permanent *and* about the address (suppress it): 5.1.x / 5.2.1, or a bare 5xx at RCPT.
+    def blame(self) -> Blame | None:
+        """Whose problem a permanent failure is (None unless permanent).
 
-        Policy and content refusals (5.7.x), a full mailbox (5.2.2) or a refused MAIL FROM
-        are permanent for this message but say nothing bad about the address.
+        `sender`: a 5xx at MAIL FROM, a login or relay refusal (530, 535, 5.7.8, "relay not
+        permitted", "relaying denied", ...) or a refused sender address (5.1.7, 5.1.8):
+        our configuration, never the reader's. `reader`: a server's reply about the address
+        (5.1.x, 5.2.1, or a bare 5xx at RCPT without a policy or relay text). Anything else
+        (policy and content refusals 5.7.x, a full mailbox 5.2.2, a refusal made here
+        without a server's reply) is `message`: this message failed, the address is fine.
         """
         if self.status != "permanent":
-            return False
-        if self.enhanced is not None:
-            return self.enhanced.startswith("5.1.") or self.enhanced == "5.2.1"
-        return self.stage == "RCPT"
+            return None
+        text, enhanced = self.message, self.enhanced
+        if self.code is None:  # refused here, before any server answered: nobody's fault
+            return "message"
+        if (
+            self.stage == "MAIL"
+            or self.code in _SENDER_CODES
+            or enhanced in _SENDER_STATUSES
+            or _SENDER_TEXT.search(text)
+        ):
+            return "sender"
+        if (enhanced or "").startswith("5.7.") or _POLICY_TEXT.search(text):
+            return "message"
+        if enhanced is not None:
+            return "reader" if enhanced.startswith("5.1.") or enhanced == "5.2.1" else "message"
+        return "reader" if self.stage == "RCPT" else "message"
+
+    @property
+    def hard_bounce(self) -> bool:
+        """Permanent *and* about the address (suppress it): see `blame`."""
+        return self.blame == "reader"
+
+    @property
+    def retryable(self) -> bool:
+        """Worth sending again later: a temporary failure, or a permanent one on our side
+        (a relay or login refusal goes through once the configuration is fixed)."""
+        return self.status == "temporary" or self.blame == "sender"
+
+    @property
+    def stalled(self) -> bool:
+        """The server did not really answer: a timeout, a dropped or refused connection, or a
+        request to slow down (421, 4.7.28 ...): what the breaker counts as a stall."""
+        return self.status == "temporary" and (self.code is None or self.throttled)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, assert_never
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
@@ -31,6 +31,7 @@ from digest.send.claimed import Claimed
 from digest.send.outcome import Outcome
 from digest.send.retry import RetryPolicy
 from subscribers.models import SuppressionReason
+from subscribers.validate import email_key
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +69,11 @@ _FAILED = (
     "UPDATE delivery SET status = ?, smtp_code = ?, smtp_message = ?, message_id = ?, "
     "next_attempt_at = ?, updated_at = ? WHERE id = ?"
 )
+# Any unique key already taken (the address, in any spelling) means already suppressed.
 _SUPPRESS = (
-    "INSERT INTO suppression (email, reason, note, created_at) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (email) DO NOTHING"
+    "INSERT INTO suppression (email, email_key, reason, note, smtp_code, enhanced, "
+    "delivery_id, edition_id, list_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING"
 )
 
 
@@ -91,32 +94,27 @@ class _Statements:
         claimed, outcome = attempt.claimed, attempt.outcome
         stamp = self.stamp(attempt.at)
         message = outcome.message[:500]
-        match outcome.status:
-            case "sent":
-                held = claimed.article_ids if attempt.article_ids is None else attempt.article_ids
-                ids = self.sql.json(list(held))
-                status = DeliveryStatus.SENT.value
-                row = (status, outcome.code, message, attempt.message_id, stamp, stamp, ids)
-                self.sent.append((*row, claimed.id))
-                return status
-            case "permanent":
-                if outcome.hard_bounce:
-                    reason = SuppressionReason.HARD_BOUNCE.value
-                    note = f"{outcome.code} {message}"[:500]
-                    self.suppressed.append((claimed.email, reason, note, stamp))
-                return self._failed(attempt, DeliveryStatus.FAILED_PERMANENT.value, message, None)
-            case "temporary":
-                next_at = self.policy.next_attempt(
-                    first_attempt=claimed.created_at, attempts=claimed.attempts, now=attempt.at
-                )
-                if next_at is None:
-                    message = f"gave up after {claimed.attempts} attempts: {message}"[:500]
-                    status = DeliveryStatus.FAILED_PERMANENT.value
-                    return self._failed(attempt, status, message, None)
-                status = DeliveryStatus.FAILED_TEMPORARY.value
-                return self._failed(attempt, status, message, self.stamp(next_at))
-            case unknown:
-                assert_never(unknown)
+        if outcome.status == "sent":
+            held = claimed.article_ids if attempt.article_ids is None else attempt.article_ids
+            ids = self.sql.json(list(held))
+            status = DeliveryStatus.SENT.value
+            row = (status, outcome.code, message, attempt.message_id, stamp, stamp, ids)
+            self.sent.append((*row, claimed.id))
+            return status
+        if not outcome.retryable:  # permanent, and not our relay's or login's doing
+            if outcome.hard_bounce:
+                self.suppressed.append(_suppression(attempt, stamp))
+            return self._failed(attempt, DeliveryStatus.FAILED_PERMANENT.value, message, None)
+        # Temporary, or refused on our side (relay, login, sender): tried again until the
+        # deadline, so that fixing the configuration delivers it.
+        next_at = self.policy.next_attempt(
+            first_attempt=claimed.created_at, attempts=claimed.attempts, now=attempt.at
+        )
+        if next_at is None:
+            message = f"gave up after {claimed.attempts} attempts: {message}"[:500]
+            return self._failed(attempt, DeliveryStatus.FAILED_PERMANENT.value, message, None)
+        status = DeliveryStatus.FAILED_TEMPORARY.value
+        return self._failed(attempt, status, message, self.stamp(next_at))
 
     def _failed(self, attempt: Attempt, status: str, message: str, next_at: Any) -> str:
         code, stamp = attempt.outcome.code, self.stamp(attempt.at)
@@ -128,6 +126,24 @@ class _Statements:
         self.sql.many(_SENT, self.sent)
         self.sql.many(_SUPPRESS, self.suppressed)
         self.sql.many(_FAILED, self.failed)
+
+
+def _suppression(attempt: Attempt, stamp: Any) -> tuple[Any, ...]:
+    """The suppression row of a hard bounce: the reply, and the delivery it answered."""
+    claimed, outcome = attempt.claimed, attempt.outcome
+    note = f"{outcome.code} {outcome.message}"[:500]
+    return (
+        claimed.email,
+        email_key(claimed.email),
+        SuppressionReason.HARD_BOUNCE.value,
+        note,
+        outcome.code,
+        outcome.enhanced,
+        claimed.id,
+        claimed.edition_id,
+        claimed.list_id,
+        stamp,
+    )
 
 
 def write_outcomes(

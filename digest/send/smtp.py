@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from digest.config import SmtpSettings
-from digest.errors import ConfigError, DigestError
+from digest.errors import ConfigError, DigestError, InvalidInput
+from digest.send.addresses import smtp_address
 from digest.send.outcome import Envelope, Outcome, SenderLifecycle, Stage
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,15 @@ class SmtpSender(SenderLifecycle):
     async def _connect(self) -> aiosmtplib.SMTP:
         client = self._client()
         await client.connect()
+        try:  # greet now: MAIL FROM needs the extensions (SIZE, SMTPUTF8) of this connection
+            if client.is_ehlo_or_helo_needed:
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
+        except BaseException:
+            client.close()
+            raise
         self.connections_opened += 1
         return client
 
@@ -252,10 +262,14 @@ class SmtpSender(SenderLifecycle):
             stage: Stage = "MAIL"
             client = slot.client
             try:
-                size = [f"SIZE={len(envelope.data)}"] if client.supports_extension("size") else []
-                await client.mail(envelope.sender, options=size)
+                sender, recipient, options = _on_the_wire(client, envelope)
+            except InvalidInput as error:  # made here, before MAIL: nobody's reply, no blame
+                return Outcome("permanent", None, f"not sent: {error}")
+            encoding = "utf-8" if "SMTPUTF8" in options else "ascii"
+            try:
+                await client.mail(sender, options=options, encoding=encoding)
                 stage = "RCPT"
-                await client.rcpt(envelope.recipient)
+                await client.rcpt(recipient, encoding=encoding)
                 stage = "DATA"
                 reply = await client.data(envelope.data)
             except aiosmtplib.SMTPResponseException as error:
@@ -287,3 +301,16 @@ class SmtpSender(SenderLifecycle):
             await client.rset()
         except (aiosmtplib.SMTPException, OSError):
             client.close()
+
+
+def _on_the_wire(client: aiosmtplib.SMTP, envelope: Envelope) -> tuple[str, str, list[str]]:
+    """MAIL FROM and RCPT TO addresses as this connection can take them (domains in
+    punycode), and the MAIL options: SIZE when offered, SMTPUTF8 when an address needs it.
+    Raises InvalidInput (NeedsSmtpUtf8) when the server cannot take an address."""
+    utf8 = client.supports_extension("smtputf8")
+    sender = smtp_address(envelope.sender, utf8)
+    recipient = smtp_address(envelope.recipient, utf8)
+    options = [f"SIZE={len(envelope.data)}"] if client.supports_extension("size") else []
+    if not (sender.isascii() and recipient.isascii()):
+        options.append("SMTPUTF8")
+    return sender, recipient, options

@@ -35,7 +35,8 @@ from sqlmodel import Session
 from digest.clock import utcnow
 from digest.config import Settings
 from digest.errors import InvalidInput
-from digest.send.claim import claim_leased, renew_lease
+from digest.send.breaker import Breaker, BreakerTripped
+from digest.send.claim import claim_leased, renew_lease, requeue
 from digest.send.claimed import Claimed
 from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport, RunHooks
 from digest.send.outcome import Sender
@@ -95,6 +96,9 @@ class Worker:
         self.options = options
         self.clock = clock
         self.report = DispatchReport()
+        # One breaker for every list this worker sends: they share the relay it judges.
+        self.breaker = Breaker(self.dispatch.breaker)
+        self.trips = 0
         self._dispatchers: dict[int, Dispatcher] = {}
 
     def _dispatcher(self, list_id: int) -> Dispatcher:
@@ -104,8 +108,9 @@ class Worker:
                 mailing_list = session.get(MailingList, list_id)
             if mailing_list is None:
                 raise InvalidInput(f"mailing list {list_id} does not exist")
+            hooks = RunHooks(clock=self.clock, breaker=self.breaker)
             found = self._dispatchers[list_id] = Dispatcher(
-                self.engine, mailing_list, self.sender, self.dispatch, RunHooks(clock=self.clock)
+                self.engine, mailing_list, self.sender, self.dispatch, hooks
             )
         return found
 
@@ -142,6 +147,12 @@ class Worker:
         """Send `batch`; False when the database went away meanwhile."""
         try:
             await self._send(batch)
+        except BreakerTripped:
+            # Its editions are held and its rows queued again (the message is logged): the
+            # worker stays up for the other lists, with a fresh judgement of the relay.
+            self.trips += 1
+            self.breaker.reset()
+            return False
         except (DBAPIError, OutcomeNotRecorded) as exc:
             # What was not recorded stays `sending` under our lease, which is no longer
             # renewed: it runs out and the rows are claimed again, here or elsewhere.
@@ -170,8 +181,14 @@ class Worker:
         for item in batch:
             lists.setdefault(item.list_id, []).append(item)
         with self._renewing([item.id for item in batch]):
-            for list_id, items in lists.items():
-                await self._dispatcher(list_id).send_batch(items, self.report)
+            pending = list(lists.items())
+            while pending:
+                list_id, items = pending.pop(0)
+                try:
+                    await self._dispatcher(list_id).send_batch(items, self.report)
+                except BreakerTripped:  # the other lists' rows go back untouched
+                    requeue(self.engine, [item.id for _, rest in pending for item in rest])
+                    raise
 
     @contextmanager
     def _renewing(self, ids: list[int]) -> Iterator[None]:

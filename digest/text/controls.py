@@ -30,5 +30,12 @@ def clean_line(value: str) -> str:
     return _UNSAFE_LINE.sub(_space_or_nothing, value).strip()
 
 
+def control_problem(value: str) -> str | None:
+    """None for a one-line value free of controls (tab allowed), else which one it holds:
+    for values that must be refused rather than cleaned (settings that go into headers)."""
+    found = _UNSAFE_LINE.search(value.replace("\t", " "))
+    return None if found is None else f"holds a control character (U+{ord(found.group()):04X})"
+
+
 def _space_or_nothing(match: re.Match[str]) -> str:
     return " " if match.group() in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029" else ""

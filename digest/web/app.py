@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -27,10 +28,15 @@ from digest.web import (
     unsubscribe,
     view,
 )
+from digest.web.background import Background
 from digest.web.context import BadForm, WebContext
 from digest.web.events import EventWriter
+from digest.web.logs import redact, redact_logger
 from digest.web.pages import Pages
 from digest.web.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +86,16 @@ def create_app(
     web = _context(settings, engine, sender_factory, clock)
     events, pages = web.events, web.pages
 
+    background = Background(web)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await events.start()
+        await background.start()  # queued confirmations, spooled unsubscribes (leftovers too)
         try:
             yield
         finally:
+            await background.stop()
             await events.stop()  # SIGTERM: uvicorn stops serving, then every event is written
 
     app = FastAPI(
@@ -94,8 +104,12 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # Starlette's redirect for a trailing slash is absolute, built from the Host header:
+        # an open redirect to any domain. `/editor/` is a 404 instead.
+        redirect_slashes=False,
     )
     app.state.web = web
+    app.state.background = background
     app.state.links = tracking.LinkCache(engine)
     for module in (
         tracking,
@@ -159,13 +173,17 @@ def _problems(app: FastAPI, pages: Pages) -> None:
         return pages.problem(problem)
 
     async def bad_request(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, RequestValidationError) and _in_path(exc):
+            return pages.problem("not_found")  # `/editor/editions/99999999999999999999`
         return pages.problem("bad_request")
 
     async def too_large(request: Request, exc: Exception) -> Response:
         return pages.problem("too_large")
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        log.error("error serving %s: %s", request.url.path[:40].encode("unicode_escape"), exc)
+        # Paths and messages may hold tokens: only a short hash of each is logged.
+        path = redact(request.url.path[:200]).encode("unicode_escape").decode("ascii")
+        log.error("error serving %s: %s: %s", path, type(exc).__name__, redact(str(exc)[:300]))
         return pages.problem("error")
 
     app.add_exception_handler(StarletteHTTPException, http_error)
@@ -175,16 +193,40 @@ def _problems(app: FastAPI, pages: Pages) -> None:
     app.add_exception_handler(Exception, server_error)
 
 
+def _in_path(exc: RequestValidationError) -> bool:
+    errors = exc.errors()
+    return bool(errors) and all(e.get("loc", ("",))[0] == "path" for e in errors)
+
+
 def serve(settings: Settings, engine: Engine, *, host: str, port: int) -> None:
-    """Run the app under uvicorn until SIGINT/SIGTERM (then flush events and stop)."""
+    """Run the app under uvicorn until SIGINT/SIGTERM (then flush events and stop).
+
+    Refuses (ConfigError) a weak web.secret_key unless in development on loopback."""
     import uvicorn
 
-    uvicorn.run(
-        create_app(settings, engine),
+    warning = settings.link_secret_warning(listen_host=host)
+    if warning is not None:
+        log.warning("%s", warning)
+    uvicorn.Server(server_config(create_app(settings, engine), settings, host, port)).run()
+
+
+def server_config(app: ASGIApp, settings: Settings, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's settings for `app`: X-Forwarded-* believed only from `[web] trusted_proxies`
+    (uvicorn's default believes loopback), tokens hashed in its logs."""
+    import uvicorn
+
+    trusted = list(settings.web.trusted_proxies)
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
         access_log=settings.web.access_log,
         lifespan="on",
         server_header=False,
         log_level="info",
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
     )
+    for name in ("uvicorn.access", "uvicorn.error"):  # after uvicorn configured its logging
+        redact_logger(name)
+    return config

@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Depends, HTTPException, Request, Response
+from fastapi import Depends, HTTPException, Path, Request, Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +25,8 @@ from digest.db.models import EventKind
 from digest.errors import DigestError, NotFound
 from digest.render.renderer import Renderer, RenderOptions
 from digest.send.outcome import Sender
-from digest.tracking.tokens import BadToken, Purpose, Signer
+from digest.tracking.tokens import MAX_ROW_ID, BadToken, Purpose, Signer
+from digest.web.clients import ClientAddress
 from digest.web.events import EventWriter, PendingEvent
 from digest.web.pages import Pages
 from digest.web.ratelimit import RateLimiter
@@ -58,9 +59,11 @@ class WebContext:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests record the waits
     signer: Signer = field(init=False)
     forms: FormTokens = field(init=False)
+    clients: ClientAddress = field(init=False)
 
     def __post_init__(self) -> None:
         self.signer = Signer(self.settings.web.secret_key)
+        self.clients = ClientAddress(self.settings.web.trusted_proxies)
         self.forms = FormTokens(
             self.settings.web.secret_key, self.settings.web.form_max_age_hours * 3600
         )
@@ -189,4 +192,23 @@ def clean_agent(raw: str) -> str:
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The client's address: the peer's, or a trusted proxy's X-Forwarded-For (clients.py)."""
+    peer = request.client.host if request.client else None
+    web: WebContext = request.app.state.web
+    if not web.clients.enabled:
+        return peer
+    return web.clients.resolve(peer, request.headers.getlist("x-forwarded-for"))
+
+
+def form_int(form: FormData, name: str, *, low: int = 1, high: int = MAX_ROW_ID) -> int | None:
+    """An integer field within [low, high]; None when missing, not a number or out of range
+    (a 20-digit id must be a clear refusal, never an overflow in the database)."""
+    text = field_value(form, name).strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+# A row id in a path: past the tables' keys it is a 404, never a database overflow.
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]

@@ -35,7 +35,7 @@ from digest.preview.edition import (
 from digest.render.renderer import RenderedMessage
 from digest.selection.segments import Segment
 from digest.send.proof import mail_test
-from digest.web.context import Web, WebContext, field_value, read_form
+from digest.web.context import RowId, Web, WebContext, field_value, form_int, read_form
 from digest.web.editor_auth import SignedIn, csrf_ok, signed_in, to_login
 from subscribers.lists import offered_topic_ids
 from subscribers.models import MailingList
@@ -75,7 +75,12 @@ async def home(request: Request, web: Web) -> Response:
 
 @router.get("/editor/editions/{edition_id}", include_in_schema=False)
 async def edition_page(
-    edition_id: int, request: Request, web: Web, segment: str = "", email: str = "", done: str = ""
+    edition_id: RowId,
+    request: Request,
+    web: Web,
+    segment: str = "",
+    email: str = "",
+    done: str = "",
 ) -> Response:
     found = await signed_in(request, web)
     if found is None:
@@ -88,7 +93,7 @@ async def edition_page(
 
 
 @router.post("/editor/editions/{edition_id}", include_in_schema=False)
-async def act(edition_id: int, request: Request, web: Web) -> Response:
+async def act(edition_id: RowId, request: Request, web: Web) -> Response:
     found = await signed_in(request, web)
     if found is None:
         return to_login()
@@ -240,10 +245,10 @@ def _change(web: WebContext, who: SignedIn, edition_id: int, action: str, form: 
 
 
 def _article_id(form: FormData) -> int:
-    try:
-        return int(field_value(form, "article"))
-    except ValueError:
-        raise Refused("bad_value", "the article id is not a number") from None
+    found = form_int(form, "article")
+    if found is None:
+        raise Refused("bad_value", "the article id is not a number of an article")
+    return found
 
 
 async def _send_test(web: WebContext, who: SignedIn, edition_id: int, key: str, email: str) -> str:

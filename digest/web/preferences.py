@@ -2,7 +2,8 @@
 
 The form carries a signed form token (CSRF) bound to the subscription; a POST without a
 valid, fresh one changes nothing. Unknown topics, a bad hour or timezone are refused with
-the form shown again and nothing saved.
+the form shown again and nothing saved. Leaving (one list or all) is never lost: spooled
+while the database is busy, like the one-click unsubscribe.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.datastructures import FormData
 
 from digest.db.engine import session_scope
 from digest.tracking.tokens import Purpose
+from digest.web.background import background_of
 from digest.web.context import (
     Web,
     WebContext,
@@ -26,7 +28,8 @@ from digest.web.context import (
     open_link,
     user_agent,
 )
-from subscribers.consent import resubscribe, withdraw
+from digest.web.leaving import leave
+from subscribers.consent import resubscribe
 from subscribers.people import Consent, Suppressed
 from subscribers.preferences import (
     Choices,
@@ -80,9 +83,13 @@ async def save(token: str, request: Request, web: Web) -> Response:
         return _page(web, prefs, status=400, error="bad_form")
     if choice.action in ("unsubscribe", "unsubscribe_all"):
         every = choice.action == "unsubscribe_all"
-        changed = await run_in_threadpool(_withdraw, web, subscriber_id, list_id, every)
-        for changed_list in changed:
-            web.record_unsubscribe(request, subscriber_id, changed_list)
+        background = background_of(request)
+        ids = (subscriber_id, list_id)
+        left = await run_in_threadpool(leave, web, background.spool, request, ids, every)
+        for changed_list in left.changed or ():
+            web.record_unsubscribe(request, left.subscriber_id(subscriber_id), changed_list)
+        if left.changed is None:  # spooled: the database was busy
+            background.spooled()
         return web.pages.render(
             "unsubscribed",
             prefs.locale,
@@ -167,11 +174,6 @@ def _save(web: WebContext, subscriber_id: int, list_id: int, choice: Choice) -> 
         return save_preferences(
             session, subscriber_id=subscriber_id, list_id=list_id, choices=choices
         )
-
-
-def _withdraw(web: WebContext, subscriber_id: int, list_id: int, every: bool) -> list[int]:
-    with session_scope(web.engine) as session:
-        return withdraw(session, subscriber_id=subscriber_id, list_id=list_id, every_list=every)
 
 
 def _resubscribe(

@@ -1,13 +1,14 @@
 """Public subscription form `GET|POST /subscribe`: double opt-in, honeypot, per-IP rate limit.
 
-Whatever happens to the address (new, already subscribed, suppressed, or a bot that filled
-the hidden field), the answer is the same "check your inbox" page: the form tells nobody
-who is on a list. Only lists with double opt-in take public subscriptions.
+Whatever the address (new, already subscribed, withdrawn, suppressed, or a bot that filled
+the hidden field), the answer is the same "check your inbox" page, after the same work: the
+request is only queued, and the app's background worker mails the confirmation (with a
+per-address cooldown, retried while the relay is down). The form tells nobody who is on a
+list. Only lists with double opt-in take public subscriptions.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -15,16 +16,14 @@ from starlette.concurrency import run_in_threadpool
 
 from digest.db.engine import session_scope
 from digest.errors import InvalidInput, NotFound
-from digest.send.confirmations import confirmation_envelope
-from digest.send.one_off import send_one
+from digest.web.background import background_of
 from digest.web.context import Web, WebContext, client_ip, field_value, read_form, user_agent
-from subscribers.consent import request_subscription
 from subscribers.lists import get_list
 from subscribers.models import MailingList
-from subscribers.people import Consent, Person, Suppressed
+from subscribers.people import Consent, Person
+from subscribers.requests import enqueue
 from subscribers.validate import normalize_email
 
-log = logging.getLogger(__name__)
 router = APIRouter()
 HONEYPOT = "website"  # hidden from people by CSS; bots fill it in
 ListQuery = Annotated[str, Query(alias="list", max_length=64)]
@@ -53,30 +52,15 @@ async def subscribe(request: Request, web: Web) -> Response:
         return web.pages.render("subscribe_sent", locale, list_name=mailing_list.name)
     email = field_value(form, "email")
     try:
-        normalize_email(email)
+        normalize_email(email, smtputf8=web.settings.smtp.smtputf8)
     except InvalidInput:
         return _form(web, mailing_list, locale, status=400, error=True, email=email)
     consent = Consent("web", ip, user_agent(request), web.settings.web.consent_version)
     name = field_value(form, "name")[:200]
-    person = Person(email, web.settings.digest.timezone, name=name, locale=locale)
-    try:
-        ids = await run_in_threadpool(_request, web, mailing_list, person, consent)
-    except Suppressed:
-        ids = None
-    if ids is not None:
-        envelope = await run_in_threadpool(
-            lambda: confirmation_envelope(
-                web.engine,
-                web.settings,
-                subscriber_id=ids[0],
-                list_id=ids[1],
-                renderer=web.renderer,
-            )
-        )
-        outcome = await send_one(web.sender_factory(), envelope)
-        if outcome.status != "sent":
-            log.warning("confirmation email refused: %s %r", outcome.code, outcome.message)
-            return web.pages.problem("unavailable", locale)
+    person = Person(email.strip(), web.settings.digest.timezone, name=name, locale=locale)
+    # The same write whatever the address; what it means is decided by the queue's worker.
+    await run_in_threadpool(_enqueue, web, mailing_list.id or 0, person, consent)
+    background_of(request).queued()
     return web.pages.render("subscribe_sent", locale, list_name=mailing_list.name)
 
 
@@ -111,12 +95,6 @@ def _public_list(web: WebContext, slug: str) -> MailingList | None:
     return found if found.double_opt_in else None
 
 
-def _request(
-    web: WebContext, mailing_list: MailingList, person: Person, consent: Consent
-) -> tuple[int, int] | None:
-    """(subscriber id, list id) when a confirmation must be mailed, else None."""
+def _enqueue(web: WebContext, list_id: int, person: Person, consent: Consent) -> None:
     with session_scope(web.engine) as session:
-        request = request_subscription(session, person, mailing_list, consent=consent)
-        if not request.send_confirmation:
-            return None
-        return request.subscription.subscriber_id, request.subscription.list_id
+        enqueue(session, person, list_id, consent, web.clock())

@@ -2,7 +2,10 @@
 
 The pixel is always answered, whatever happens to the recording. A click redirects only to
 the URL stored under the link hash that the token ends with, and only when the token's
-signature holds: anything else is a 400 page, never a redirect (no open redirect).
+signature holds: anything else is a 400 page, never a redirect (no open redirect). A click
+is recorded when the token's tag covers that link; a token from an email sent before link
+tags (signed over the delivery alone) still redirects, and is recorded only when the link
+is one of that delivery's own (its articles, or the site link).
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from sqlalchemy import Engine, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from digest.db.models import EventKind
-from digest.db.tables import LINK
+from digest.db.tables import ARTICLE, DELIVERY, LINK
+from digest.render.compiled import default_link_suffix
 from digest.render.data import web_url
 from digest.tracking.machines import classify
-from digest.tracking.tokens import BadToken, Purpose
+from digest.tracking.tokens import BadToken, ClickRef, Purpose
 from digest.web.context import Web, WebContext, clean_agent, client_ip, user_agent
 from digest.web.events import PendingEvent
 
@@ -34,6 +38,7 @@ PIXEL_HEADERS = {
     "Expires": "0",
 }
 _LINK_CACHE = 10_000
+_DIGEST_ARTICLES = 500  # more than any digest holds (digest.max_articles is at most 200)
 
 
 class PixelFastPath:
@@ -56,13 +61,15 @@ class PixelFastPath:
             and scope["method"] in ("GET", "HEAD")
             and "/" not in path[3:]
         ):
-            agent = ""
+            agent, forwarded = "", []
             for name, value in scope["headers"]:
                 if name == b"user-agent":
                     agent = value.decode("latin-1")
-                    break
+                elif name == b"x-forwarded-for":
+                    forwarded.append(value.decode("latin-1"))
             client = scope.get("client")
-            record_open(self.web, path[3:-4], agent, scope["method"], client[0] if client else None)
+            ip = self.web.clients.resolve(client[0] if client else None, forwarded)
+            record_open(self.web, path[3:-4], agent, scope["method"], ip)
             await send(_PIXEL_START)
             await send(_PIXEL_BODY if scope["method"] == "GET" else _EMPTY_BODY)
             return
@@ -106,13 +113,21 @@ _EMPTY_BODY = {"type": "http.response.body", "body": b""}
 @router.api_route("/c/{token}", methods=["GET", "HEAD"], include_in_schema=False)
 async def click(token: str, request: Request, web: Web) -> Response:
     try:
-        delivery_id, link_hash = web.signer.loads_click(token)
+        ref = web.signer.loads_click(token)
     except (BadToken, ValueError):
         return web.pages.problem("invalid_link")
+    delivery_id, link_hash = ref.delivery_id, ref.link_hash
     links: LinkCache = request.app.state.links
     url = await links.get(link_hash)
     if url is None:
         return web.pages.problem("invalid_link")
+    redirect = RedirectResponse(
+        url,
+        status_code=302,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+    if not ref.bound and not await to_thread.run_sync(_delivered_link, web, ref):
+        return redirect  # the reader still gets there; a link of another digest counts nothing
     agent = user_agent(request)
     verdict = classify(agent, method=request.method)
     web.events.record(
@@ -127,11 +142,23 @@ async def click(token: str, request: Request, web: Web) -> Response:
             ip=client_ip(request),
         )
     )
-    return RedirectResponse(
-        url,
-        status_code=302,
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
-    )
+    return redirect
+
+
+def _delivered_link(web: WebContext, ref: ClickRef) -> bool:
+    """Whether `ref.link_hash` is one of the links its delivery's digest held."""
+    with web.engine.connect() as connection:
+        ids = connection.execute(
+            select(DELIVERY.c.article_ids).where(DELIVERY.c.id == ref.delivery_id)
+        ).scalar()
+        if not ids:
+            return False
+        ids = [i for i in ids if isinstance(i, int)][:_DIGEST_ARTICLES]
+        urls = list(
+            connection.execute(select(ARTICLE.c.url).where(ARTICLE.c.id.in_(ids))).scalars()
+        )
+    urls.append(web.renderer.options.site_url)
+    return any(default_link_suffix(url).lstrip(".") == ref.link_hash for url in urls)
 
 
 class LinkCache:

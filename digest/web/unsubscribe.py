@@ -3,7 +3,8 @@
 Mailbox providers POST `List-Unsubscribe=One-Click` (urlencoded or multipart, no cookie)
 to the URL of the List-Unsubscribe header; the page's own button POSTs the same body.
 Link scanners only GET, so they never unsubscribe anyone. The POST answers 200 (never a
-redirect), unsubscribes from that list only, and can be repeated harmlessly.
+redirect), unsubscribes from that list only, and can be repeated harmlessly. It is never
+lost: when the database is busy, it is spooled to a file and applied within seconds.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from digest.db.engine import session_scope
 from digest.errors import NotFound
 from digest.tracking.tokens import BadToken, Purpose
+from digest.web.background import background_of
 from digest.web.context import Web, WebContext, field_value, find_membership, open_link, read_form
-from subscribers.consent import Membership, membership, withdraw
+from digest.web.leaving import leave
 
 router = APIRouter()
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
@@ -32,42 +33,37 @@ async def unsubscribe_page(token: str, web: Web) -> Response:
         found.subscriber.locale,
         list_name=found.mailing_list.name,
         done=found.subscription.status == "unsubscribed",
-        preferences_url=_preferences_url(web, found),
+        preferences_url=_preferences_url(web, link.subscriber_id, link.list_id),
     )
 
 
 @router.post("/u/{token}", include_in_schema=False)
 async def one_click(token: str, request: Request, web: Web) -> Response:
     try:
-        subscriber_id, list_id = web.ids(Purpose.UNSUBSCRIBE, token)
+        ids = web.ids(Purpose.UNSUBSCRIBE, token)
     except BadToken:
         return web.pages.problem("invalid_link")
     form = await read_form(request)
     if field_value(form, ONE_CLICK[0]) != ONE_CLICK[1]:
         return web.pages.problem("bad_request")
+    background = background_of(request)
     try:
-        found, changed = await run_in_threadpool(_withdraw, web, subscriber_id, list_id)
+        left = await run_in_threadpool(leave, web, background.spool, request, ids, False)
     except NotFound:
         return web.pages.problem("invalid_link")
-    if changed:
-        web.record_unsubscribe(request, subscriber_id, list_id)
+    for list_id in left.changed or ():
+        web.record_unsubscribe(request, left.subscriber_id(ids[0]), list_id)
+    if left.changed is None:  # spooled: the database was busy
+        background.spooled()
+    found = left.found
     return web.pages.render(
         "unsubscribed",
-        found.subscriber.locale,
-        list_name=found.mailing_list.name,
+        found.subscriber.locale if found else None,
+        list_name=found.mailing_list.name if found else "",
         every_list=False,
-        preferences_url=_preferences_url(web, found),
+        preferences_url=_preferences_url(web, *ids),
     )
 
 
-def _withdraw(web: WebContext, subscriber_id: int, list_id: int) -> tuple[Membership, list[int]]:
-    with session_scope(web.engine) as session:
-        changed = withdraw(session, subscriber_id=subscriber_id, list_id=list_id)
-        return membership(session, subscriber_id, list_id), changed
-
-
-def _preferences_url(web: WebContext, found: Membership) -> str:
-    token = web.signer.dumps(
-        Purpose.PREFERENCES, found.subscriber.id or 0, found.mailing_list.id or 0
-    )
-    return f"/p/{token}"
+def _preferences_url(web: WebContext, subscriber_id: int, list_id: int) -> str:
+    return f"/p/{web.signer.dumps(Purpose.PREFERENCES, subscriber_id, list_id)}"

@@ -23,6 +23,7 @@ class Route:
     stream_bytes: int = 0  # send this many filler bytes instead of `body`
     announce_length: bool = True  # send Content-Length with stream_bytes
     drip_seconds: float = 0.0  # send `body` a byte-chunk at a time over this long
+    head_drip_seconds: float = 0.0  # send the status line and headers a byte at a time
     headers: dict[str, str] = field(default_factory=dict)  # any other response headers
 
 
@@ -36,6 +37,7 @@ class Request:
 class FeedServer:
     routes: dict[str, Route] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)  # paths answered to the last byte
     port: int = 0
 
     def url(self, path: str) -> str:
@@ -58,6 +60,7 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
             # The client may give up (size cap, timeout): that is the point of some routes.
             with suppress(BrokenPipeError, ConnectionResetError):
                 self._answer(route)
+                server.completed.append(self.path)
 
         def _answer(self, route: Route | None) -> None:
             if route is None:
@@ -82,6 +85,8 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                 self._stream(route)
                 return
             self.send_header("Content-Length", str(len(route.body)))
+            if route.head_drip_seconds:
+                self._drip_head(route.head_drip_seconds)
             self.end_headers()
             if route.drip_seconds:
                 pause = route.drip_seconds / max(len(route.body), 1)
@@ -91,6 +96,14 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                     time.sleep(pause)
                 return
             self.wfile.write(route.body)
+
+        def _drip_head(self, seconds: float) -> None:
+            head = b"".join(self._headers_buffer)  # type: ignore[attr-defined]
+            self._headers_buffer = []
+            for start in range(len(head)):
+                self.wfile.write(head[start : start + 1])
+                self.wfile.flush()
+                time.sleep(seconds / len(head))
 
         def _stream(self, route: Route) -> None:
             chunk = b"<!-- filler -->" * 4096

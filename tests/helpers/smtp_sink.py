@@ -29,7 +29,8 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-Stage = Literal["RCPT", "DATA"]
+Stage = Literal["MAIL", "RCPT", "DATA"]
+EVERYONE = "*"  # `refuse(EVERYONE, ...)`: the rule applies to every address without one
 
 DEFAULT_REPLIES = {
     421: "421 4.7.28 Too many messages from your IP, slow down",  # and the connection closes
@@ -78,6 +79,9 @@ class _Handler:
     ) -> str:
         with self.sink._lock:
             self.sink._peers.add(_peer(session))
+        rule = self.sink._take_rule(address, "MAIL")
+        if rule is not None:
+            return await _apply(rule, server)
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -175,6 +179,7 @@ class SmtpSink:
         tls_context: ssl.SSLContext | None = None,
         credentials: Mapping[str, str] | None = None,
         idle_timeout: float = 300.0,
+        smtputf8: bool = True,
     ) -> None:
         self.port = 0
         self._lock = threading.Lock()
@@ -183,7 +188,7 @@ class SmtpSink:
         self._peers: set[tuple[str, int]] = set()
         self._rules: dict[str, list[_Rule]] = {}
         self._credentials = dict(credentials or {})
-        self._kwargs: dict[str, Any] = {"enable_SMTPUTF8": True, "timeout": idle_timeout}
+        self._kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8, "timeout": idle_timeout}
         if tls_context is not None:
             self._kwargs.update(tls_context=tls_context, require_starttls=True)
         if credentials is not None:
@@ -207,10 +212,12 @@ class SmtpSink:
         reply: str | None = None,
         delay: float = 0.0,
     ) -> None:
-        """Answer `code` (e.g. 451, 550, 421) for `address` at RCPT or DATA.
+        """Answer `code` (e.g. 451, 550, 421) for `address` at MAIL, RCPT or DATA.
 
         `times` limits how often (then the address is accepted); `reply` overrides the text
         (it must start with the code); 421 also closes the connection, as real servers do.
+        `address` may be `EVERYONE` (any address without a rule of its own); at MAIL it is
+        the envelope sender.
         """
         text = reply or DEFAULT_REPLIES.get(code, f"{code} {code // 100}.0.0 Refused by sink")
         self._add(address, _Rule(at, text, times, delay))
@@ -220,7 +227,8 @@ class SmtpSink:
         self._add(address, _Rule("DATA", None, times, 0.0))
 
     def stall(self, address: str, seconds: float, *, times: int | None = 1) -> None:
-        """Wait `seconds` before answering DATA for `address` (to test client timeouts)."""
+        """Wait `seconds` before answering DATA for `address` (to test client timeouts);
+        `EVERYONE` stalls every address."""
         self._add(address, _Rule("DATA", "250 2.0.0 OK late", times, seconds))
 
     def _add(self, address: str, rule: _Rule) -> None:
@@ -230,6 +238,8 @@ class SmtpSink:
     def _take_rule(self, address: str, stage: Stage) -> _Rule | None:
         with self._lock:
             rules = self._rules.get(address.lower(), [])
+            if not any(rule.stage == stage for rule in rules):
+                rules = self._rules.get(EVERYONE, [])
             for rule in rules:
                 if rule.stage == stage:
                     if rule.times is not None:

@@ -6,38 +6,18 @@ import csv
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from digest.catalog.topics import add_topic
 from subscribers.imports import CsvError, ImportOptions, import_csv, write_rejects
-from subscribers.lists import ListSpec, create_list
 from subscribers.models import MailingList, Subscriber, Subscription, SubscriptionTopic
 from subscribers.people import Person, subscribe, suppress, unsubscribe
 
 OPTIONS = ImportOptions(default_timezone="Asia/Riyadh")
 HEADER = "email,name,topics,timezone,hour\n"
-
-
-@pytest.fixture
-def daily(session: Session) -> MailingList:
-    politics = add_topic(session, slug="politics", name="سياسة")
-    economy = add_topic(session, slug="economy", name="اقتصاد")
-    add_topic(session, slug="cooking", name="طبخ")
-    mailing_list = create_list(
-        session, ListSpec(slug="daily", name="يومية", topic_ids=[politics.id or 0, economy.id or 0])
-    )
-    session.commit()
-    return mailing_list
-
-
-@pytest.fixture
-def topics(session: Session) -> dict[str, int]:
-    from digest.catalog.topics import all_topics
-
-    known = {t.slug: t.id or 0 for t in all_topics(session)}
-    known.update({t.name: t.id or 0 for t in all_topics(session)})
-    return known
 
 
 def _csv(tmp_path: Path, body: str, *, bom: bool = False, name: str = "in.csv") -> Path:
@@ -186,21 +166,145 @@ def test_failed_batch_leaves_no_partial_rows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Scenario: the database fails while writing the topics of the second batch.
-    import subscribers.imports as module
+    import subscribers.import_batches as module
 
     calls = {"n": 0}
-    real = module._BatchWriter.write
+    real = module.BatchWriter.write
 
     def flaky(self, rows):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        real(self, rows)
+        counts = real(self, rows)
         if calls["n"] == 2:
             raise RuntimeError("disk full")
+        return counts
 
-    monkeypatch.setattr(module._BatchWriter, "write", flaky)
+    monkeypatch.setattr(module.BatchWriter, "write", flaky)
     path = _csv(tmp_path, "".join(f"u{i}@example.org,,politics,,\n" for i in range(25)))
     with pytest.raises(RuntimeError):
         import_csv(engine, path, daily, topics, ImportOptions("Asia/Riyadh", batch_size=10))
     assert _count(session, Subscriber) == 10
     assert _count(session, Subscription) == 10
     assert _count(session, SubscriptionTopic) == 10
+
+
+def test_case_variants_in_one_file_are_duplicates(
+    tmp_path: Path, engine: Engine, session: Session, daily: MailingList, topics: dict[str, int]
+) -> None:
+    path = _csv(tmp_path, "Reem@example.org,,,,\nREEM@example.org,,,,\nreem@EXAMPLE.ORG,,,,\n")
+    report = import_csv(engine, path, daily, topics, OPTIONS)
+    assert (report.created, report.rejected) == (1, 2)
+    assert [r.reason for r in report.rejects] == ["duplicate of line 2"] * 2
+    assert _count(session, Subscriber) == 1
+
+
+def test_field_over_the_csv_limit_is_a_rejected_row(
+    tmp_path: Path, engine: Engine, session: Session, daily: MailingList, topics: dict[str, int]
+) -> None:
+    # Scenario (item 17): a 200 kB name made the csv module raise after the first batches
+    # were written: a traceback and half an import.
+    huge = "x" * (csv.field_size_limit() + 10)
+    path = _csv(
+        tmp_path,
+        "a@example.org,,,,\nb@example.org,,,,\n"
+        f"big@example.org,{huge},,,\n"
+        "c@example.org,,,,\nd@example.org,,,,\n",
+    )
+    rejects = tmp_path / "rejects.csv"
+    options = ImportOptions("Asia/Riyadh", batch_size=2, rejects_path=rejects)
+    report = import_csv(engine, path, daily, topics, options)
+    assert (report.rows, report.created, report.rejected) == (5, 4, 1)
+    (reject,) = report.rejects
+    assert reject.line == 4 and "column 'name'" in reject.reason
+    assert "field larger than field limit" in reject.reason
+    assert _count(session, Subscriber) == 4
+    assert "column 'name'" in rejects.read_text(encoding="utf-8")
+
+
+def test_rejects_stream_to_the_file_and_the_report_keeps_a_few(
+    tmp_path: Path, engine: Engine, daily: MailingList, topics: dict[str, int]
+) -> None:
+    # Item 17: memory does not grow with the number of bad rows.
+    from subscribers.imports import KEPT_REJECTS
+
+    bad = KEPT_REJECTS * 3
+    path = _csv(tmp_path, "".join(f"bad{i},,,,\n" for i in range(bad)) + "ok@example.org,,,,\n")
+    rejects = tmp_path / "rejects.csv"
+    report = import_csv(
+        engine, path, daily, topics, ImportOptions("Asia/Riyadh", rejects_path=rejects)
+    )
+    assert (report.rejected, report.rejects_written, report.created) == (bad, bad, 1)
+    assert len(report.rejects) == KEPT_REJECTS
+    rows = list(csv.DictReader(rejects.open(encoding="utf-8")))
+    assert len(rows) == bad and rows[-1]["email"] == f"bad{bad - 1}"
+
+
+def test_rejects_file_neutralises_formulas(
+    tmp_path: Path, engine: Engine, daily: MailingList, topics: dict[str, int]
+) -> None:
+    path = _csv(tmp_path, '=HYPERLINK("http://evil"),@SUM(1),-2+3,+x,\n')
+    rejects = tmp_path / "rejects.csv"
+    import_csv(engine, path, daily, topics, ImportOptions("Asia/Riyadh", rejects_path=rejects))
+    (row,) = list(csv.DictReader(rejects.open(encoding="utf-8")))
+    assert row["email"] == '\'=HYPERLINK("http://evil")'
+    assert (row["name"], row["topics"], row["timezone"]) == ("'@SUM(1)", "'-2+3", "'+x")
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row.values())
+
+
+def test_exported_formula_cells_import_back_as_they_were(
+    tmp_path: Path, engine: Engine, session: Session, daily: MailingList, topics: dict[str, int]
+) -> None:
+    # An address may start with `-` or `+`: the export's leading `'` is read back off.
+    from subscribers.exports import write_csv
+
+    path = _csv(tmp_path, "-news@example.org,=1+1,,,\n+plus@example.org,@ali,,,\n")
+    assert import_csv(engine, path, daily, topics, OPTIONS).created == 2
+    exported = tmp_path / "out.csv"
+    with exported.open("w", encoding="utf-8", newline="") as handle:
+        write_csv(handle, engine, daily)
+    text = exported.read_text(encoding="utf-8")
+    assert "'-news@example.org,'=1+1" in text and "'+plus@example.org,'@ali" in text
+    report = import_csv(engine, exported, daily, topics, OPTIONS)
+    assert (report.created, report.updated, report.rejected) == (0, 2, 0)
+    session.expire_all()
+    assert sorted((s.email, s.name) for s in session.exec(select(Subscriber))) == [
+        ("+plus@example.org", "@ali"),
+        ("-news@example.org", "=1+1"),
+    ]
+
+
+_NAMES = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",))
+    | st.sampled_from(
+        "\x00\x01\x1b\x7f\x85\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\n\r\t"
+    ),
+    max_size=40,
+)
+_UNSAFE = set(map(chr, [*range(0x20), *range(0x7F, 0xA0)])) | set("\u202a\u202b\u202c\u202d\u202e")
+_UNSAFE |= set("\u2066\u2067\u2068\u2069\u2028\u2029")
+
+
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(names=st.lists(_NAMES, min_size=1, max_size=5))
+def test_names_from_csv_never_store_controls(
+    tmp_path: Path,
+    engine: Engine,
+    session: Session,
+    daily: MailingList,
+    topics: dict[str, int],
+    names: list[str],
+) -> None:
+    # Item 16: NUL, controls and bidi overrides never reach the database (PostgreSQL
+    # refuses a NUL: the whole batch would fail).
+    path = tmp_path / "names.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "name"])
+        writer.writerows([f"n{i}@example.org", name] for i, name in enumerate(names))
+    report = import_csv(engine, path, daily, topics, OPTIONS)
+    assert report.rejected == 0, report.rejects
+    session.expire_all()
+    stored = list(session.exec(select(Subscriber.name)))
+    assert len(stored) >= len(names)
+    assert not any(set(name) & _UNSAFE for name in stored)

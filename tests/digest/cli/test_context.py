@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import threading
+from pathlib import Path
 
 from rich.console import Console
 
 from digest.cli.context import progress_bar
+from tests.helpers.cli import Cli
 
 
 def test_a_bar_without_auto_refresh_starts_no_thread() -> None:
@@ -27,3 +29,32 @@ def test_no_bar_off_a_terminal() -> None:
     with progress_bar(console, "sending") as bar:
         bar.add_task("send", total=3)
     assert console.file.getvalue() == ""  # type: ignore[attr-defined]
+
+
+def test_commands_never_write_over_an_existing_file_without_force(cli: Cli, tmp_path: Path) -> None:
+    cli.ok("topics", "add", "economy", "--name", "اقتصاد")
+    cli.ok("lists", "create", "daily", "--name", "النشرة اليومية")
+    mine = tmp_path / "accounts.csv"
+    mine.write_text("the user's own file", encoding="utf-8")
+    people = tmp_path / "people.csv"
+    people.write_text("email,name\nreem@example.org,Reem\nbroken,x\n", encoding="utf-8")
+    refused = (
+        ("subscribers", "export", "--list", "daily", "-o", str(mine)),
+        ("preview", "--list", "daily", "--topics", "economy", "-o", str(mine)),
+        ("subscribers", "import", str(people), "--list", "daily", "--rejects", str(mine)),
+    )
+    for command in refused:
+        result = cli(*command)
+        assert result.exit_code == 1, command
+        assert "already exists: pass --force to replace it" in result.stderr
+        assert result.stderr.count("\n") == 1
+        assert mine.read_text(encoding="utf-8") == "the user's own file"
+    # Nothing was imported by the refused import: the check comes before any row.
+    assert "reem@example.org" not in cli.ok("subscribers", "export", "--list", "daily").stdout
+    # The rejects file is never the file being read, even with --force.
+    same = cli("subscribers", "import", str(people), "--list", "daily", "--rejects", str(people))
+    assert same.exit_code == 1 and "is the file being read" in same.stderr
+    assert "broken,x" in people.read_text(encoding="utf-8")
+    for command in refused:
+        cli(*command, "--force")
+    assert mine.read_text(encoding="utf-8") != "the user's own file"

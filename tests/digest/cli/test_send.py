@@ -8,10 +8,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from digest.db.models import Edition
+from subscribers.models import Suppression
 from tests.helpers.cli import Cli
-from tests.helpers.smtp_sink import SmtpSink
+from tests.helpers.smtp_sink import EVERYONE, SmtpSink
 from tests.helpers.world import add_article, add_reader, make_world
 
 
@@ -73,3 +75,24 @@ def test_send_test_goes_through_smtp_with_test_subject(cli: Cli, session: Sessio
     content = str(html.get_content())
     assert "أسعار النفط" in content
     assert "/o/" not in content and "/c/" not in content  # tracking off
+
+
+def test_a_run_the_breaker_stops_says_why_in_one_line_and_suppresses_nobody(
+    cli: Cli, session: Session
+) -> None:
+    # Scenario: a relay answering a bare 550 to every RCPT (it does not relay for us).
+    world = make_world(session, hour=0)
+    for i in range(30):
+        add_reader(session, world, f"r{i}@example{i}.org", ["politics"], timezone="UTC")
+    add_article(session, world, "خبر", ["politics"], datetime.now(UTC) - timedelta(hours=1))
+    with SmtpSink() as sink:
+        sink.refuse(EVERYONE, 550, reply="550 relay not permitted")
+        result = cli("--set", f"smtp.port={sink.port}", "send", "--list", "daily")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "sending stopped by the breaker: 20 of the last 20 messages refused" in line
+    assert "'550 relay not permitted' ×20" in line and "Nothing was suppressed" in line
+    assert "Traceback" not in result.output
+    assert session.exec(select(Suppression)).all() == []
+    session.expire_all()
+    assert session.exec(select(Edition)).one().status == "held"

@@ -210,9 +210,10 @@ def test_updated_item_updates_the_article_but_is_not_new_again(
         ]
 
 
-def test_same_article_in_two_feeds_gets_both_feeds_topics(
+def test_same_item_in_two_feeds_is_an_article_of_each_with_its_feeds_topics(
     engine: Engine, settings: Settings, server: FeedServer, make_topics: dict[str, int]
 ) -> None:
+    # An item's identity is (feed, guid) (issue 14): each feed keeps its own article.
     server.routes["/eco"] = Route(rss([_item(1)]))
     server.routes["/sport"] = Route(rss([_item(1)]))
     _add(engine, server.url("/eco"), "economy")
@@ -220,10 +221,11 @@ def test_same_article_in_two_feeds_gets_both_feeds_topics(
     _run(engine, settings.ingest)
     _run(engine, settings.ingest)
     with Session(engine) as session:
-        (article,) = _articles(session)
-        tags = tags_of(session, [article.id or 0])[article.id or 0]
-        assert [(t["slug"], t["reason"]) for t in tags] == [("economy", "feed"), ("sports", "feed")]
-        assert retag(session) == 0  # re-tagging keeps both
+        eco, sport = _articles(session)
+        tags = tags_of(session, [eco.id or 0, sport.id or 0])
+        assert [(t["slug"], t["reason"]) for t in tags[eco.id or 0]] == [("economy", "feed")]
+        assert [(t["slug"], t["reason"]) for t in tags[sport.id or 0]] == [("sports", "feed")]
+        assert retag(session) == 0  # re-tagging keeps them
 
 
 BAD = {
@@ -605,3 +607,33 @@ def test_a_big_malformed_feed_fails_as_it_does_in_one_process(
     assert errors[0] == errors[1] and (errors[0] or "").startswith("malformed XML")
     with Session(engine) as session:
         assert not any("محدث" in a.title for a in _articles(session))  # untouched
+
+
+@pytest.mark.parametrize("error", [RecursionError("deep"), KeyError("x"), AssertionError()])
+def test_an_unexpected_error_of_any_kind_fails_that_feed_only(
+    engine: Engine,
+    settings: Settings,
+    server: FeedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+) -> None:
+    server.routes["/a"] = Route(rss([_item(1)]))
+    server.routes["/b"] = Route(rss([_item(2)]))
+    _add(engine, server.url("/a"))
+    _add(engine, server.url("/b"))
+    real = ingest_module.parse_parts
+
+    def buggy(content: bytes, **kwargs: Any) -> Any:
+        if kwargs["location"].endswith("/a"):
+            raise error  # e.g. a parser bug on a hostile document
+        return real(content, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "parse_parts", buggy)
+    report = _run(engine, settings.ingest)  # stopped the whole run before
+    assert [f.status for f in report.feeds] == [FeedStatus.FAILED, FeedStatus.FETCHED]
+    assert (report.feeds[0].error or "").startswith(
+        f"unexpected error, nothing stored: {type(error).__name__}"
+    )
+    with Session(engine) as session:
+        assert (_feed(session, server.url("/a")).last_error or "").startswith("unexpected error")
+        assert [a.guid for a in _articles(session)] == ["g-2"]

@@ -109,3 +109,11 @@ def test_an_article_shows_the_readers_topics_first() -> None:
     assert in_order(both, (ECONOMY, POLITICS), TOPICS).topics == ("economy", "politics", "sports")
     assert in_order(both, (POLITICS,), TOPICS).topics == ("politics", "economy", "sports")
     assert in_order(both, (POLITICS,), TOPICS).title == "خبر 1"
+
+
+def test_one_story_carried_by_two_feeds_is_in_a_digest_once() -> None:
+    """Two feeds' items with one URL are two articles (each its feed's), one story to read."""
+    first, twin, other = _candidate(1, 1, ECONOMY), _candidate(2, 2, ECONOMY), _candidate(3, 3)
+    twin = Candidate(2, twin.ingested_at, twin.recency, twin.topic_ids, first.view)
+    assert _ids(unsent([first, twin, other], None, 3)) == [1, 3]
+    assert _ids(unsent([first, twin, other], {1}, 3)) == [2, 3]

@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
 from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from digest.clock import utcnow
 from digest.config import Settings
 from digest.errors import InvalidInput
 from digest.send.confirmations import confirmation_envelope, mail_confirmation, welcome_envelope
 from digest.send.smtp import SmtpSender
+from digest.tracking.tokens import Purpose, Signer
+from subscribers.consent import confirmable
 from subscribers.lists import ListSpec, create_list
 from subscribers.people import Person, find_subscriber, subscribe
 from tests.helpers.smtp_sink import SmtpSink
 from tests.helpers.web import parse
 from tests.helpers.world import World, add_reader, make_world
+
+WEEK = timedelta(days=7)
 
 
 def _ids(session: Session, email: str, list_id: int | None) -> dict[str, int]:
@@ -86,3 +92,24 @@ def test_the_welcome_names_the_chosen_topics_and_the_cadence(
     assert "once a week" in text
     with pytest.raises(InvalidInput, match="nothing to confirm"):
         confirmation_envelope(engine, settings, **sam)
+
+
+def test_the_confirmation_names_nobody_and_each_one_ends_the_link_before(
+    engine: Engine, session: Session, settings: Settings, optin: World
+) -> None:
+    spam = "Claim your prize at https://prize.example"
+    subscribe(session, Person("new@example.org", "UTC", name=spam), optin.daily)
+    session.commit()
+    ids = _ids(session, "new@example.org", optin.daily.id)
+    first = confirmation_envelope(engine, settings, **ids)
+    message, text = _text(first.data)
+    assert str(message["To"]) == "new@example.org"
+    assert "prize" not in first.data.decode("ascii", "replace") and "prize" not in text
+    second, _ = _text(confirmation_envelope(engine, settings, **ids).data)
+    links = [re.findall(r"/confirm/(\S+)", _text(e)[1]) for e in (first.data, second.as_bytes())]
+    signer = Signer(settings.web.secret_key)
+    (old,), (new,) = links
+    (*_, old_nonce), (*_, new_nonce) = (signer.loads(Purpose.CONFIRM, t) for t in (old, new))
+    with Session(engine) as check:
+        assert confirmable(check, *ids.values(), new_nonce, max_age=WEEK, now=utcnow())
+        assert not confirmable(check, *ids.values(), old_nonce, max_age=WEEK, now=utcnow())

@@ -231,10 +231,22 @@ def test_addresses_and_slugs_that_cannot_go_in_a_header_are_refused() -> None:
     template = _template()
     with pytest.raises(InvalidInput):
         _build(template, to_address="ali@example.com>, eve@evil.example")
-    with pytest.raises(InvalidInput):
-        _build(template, to_address="عل@example.com")
+    with pytest.raises(InvalidInput):  # no punycode form: a label past 63 octets
+        _build(template, to_address="ali@" + "ب" * 80 + ".com")
+    with pytest.raises(InvalidInput):  # a From address has to be ASCII (no SMTPUTF8 there)
+        _template(SenderSettings.model_construct(from_address="عل@example.com"))
     with pytest.raises(InvalidInput):
         _template(list_slug="daily news")
+
+
+def test_an_internationalised_recipient_goes_in_punycode_or_as_utf8() -> None:
+    # The domain in punycode (every relay can take it); a non-ASCII local part in UTF-8
+    # (RFC 6532: the message then goes with SMTPUTF8, or not at all).
+    template = _template()
+    idn = _build(template, to_address="user@bücher.de", to_name="")
+    assert b"\r\nTo: user@xn--bcher-kva.de\r\n" in idn
+    utf8 = _build(template, to_address="عل@مثال.السعودية", to_name="")
+    assert "\r\nTo: عل@xn--mgbh0fb.xn--mgberp4a5d4ar\r\n".encode() in utf8
 
 
 def test_make_message_id_is_unique_on_the_given_domain() -> None:

@@ -91,6 +91,32 @@ def test_each_outcome_gets_its_status_and_a_hard_bounce_is_suppressed(
     assert row is not None and (row.message_id, row.sent_at) == ("<m1@x>", NOW)
 
 
+def test_a_refusal_on_our_side_stays_retryable_and_suppresses_nobody(
+    engine: Engine, session: Session
+) -> None:
+    relay, sender, bounced = _claimed(engine, session, 3)
+    recorder = Recorder(engine, FixedDelay(timedelta(minutes=5)))
+    done = _record(
+        recorder,
+        Attempt(relay, Outcome.from_reply(554, "5.7.1 Relay access denied", "RCPT"), NOW),
+        Attempt(sender, Outcome.from_reply(553, "5.1.8 bad sender", "MAIL"), NOW),
+        Attempt(bounced, Outcome.from_reply(550, "5.1.1 no such user", "RCPT"), NOW),
+    )
+    assert done == ["failed_temporary", "failed_temporary", "failed_permanent"]
+    session.expire_all()
+    (suppression,) = session.exec(select(Suppression)).all()
+    assert (suppression.email, suppression.smtp_code, suppression.enhanced) == (
+        bounced.email,
+        550,
+        "5.1.1",
+    )
+    assert (suppression.delivery_id, suppression.edition_id, suppression.list_id) == (
+        bounced.id,
+        bounced.edition_id,
+        bounced.list_id,
+    )
+
+
 def test_retries_stop_at_the_deadline(engine: Engine, session: Session) -> None:
     (item,) = _claimed(engine, session, 1)
     policy = FixedDelay(timedelta(hours=2), deadline=timedelta(hours=1))

@@ -16,7 +16,7 @@ from digest.errors import NotFound
 from digest.send.smtp import SmtpSender
 from digest.tracking.tokens import Purpose, Signer
 from digest.web import create_app
-from subscribers.consent import request_subscription
+from subscribers.consent import issue_confirmation, request_subscription
 from subscribers.lists import ListSpec, create_list, get_list
 from subscribers.people import Consent, Person, describe
 from tests.helpers.cli import Cli
@@ -192,9 +192,10 @@ def _unconfirmed(session: Session, settings: Settings, email: str, locale: str) 
         get_list(session, "weekly"),
         consent=Consent("web", "192.0.2.1", AGENT, settings.web.consent_version),
     )
+    ids = request.subscriber_id, request.list_id
+    nonce = issue_confirmation(session, *ids, source="web", now=datetime.now(UTC))
     session.commit()
-    ids = request.subscription.subscriber_id, request.subscription.list_id
-    return f"/confirm/{Signer(settings.web.secret_key).dumps(Purpose.CONFIRM, *ids)}"
+    return f"/confirm/{Signer(settings.web.secret_key).dumps(Purpose.CONFIRM, *ids, nonce)}"
 
 
 def _confirm(client: TestClient, path: str, *, again: int = 0) -> int:

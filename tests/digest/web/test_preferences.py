@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,7 +13,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from digest.config import Settings
+from digest.db.engine import sqlite_file
 from digest.tracking.tokens import Purpose, Signer
+from digest.web import create_app
 from subscribers.people import describe
 from tests.helpers.web import SENT_AT, add_news, event_count, reader, send_digests, wait_for
 from tests.helpers.world import World
@@ -170,3 +174,32 @@ def test_a_topic_change_is_in_the_next_send(
     second = send_digests(engine, world, web_settings, now=SENT_AT)["reem@example.org"]
     text = second.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "كأس الخليج" in text and "أسعار النفط" not in text
+
+
+@pytest.mark.sqlite_only
+def test_unsubscribe_all_on_a_locked_database_is_spooled_and_applied(
+    engine: Engine, session: Session, world: World, web_settings: Settings, tmp_path: Path
+) -> None:
+    sid = reader(session, world, "reem@example.org", ["economy"])
+    token = _token(web_settings, sid, world)
+    web = web_settings.web.model_copy(
+        update={
+            "unsubscribe_busy_seconds": 0.2,
+            "spool_poll_seconds": 0.05,
+            "spool_dir": str(tmp_path / "spool"),
+        }
+    )
+    settings = web_settings.model_copy(update={"web": web})
+    path = sqlite_file(engine)
+    assert path is not None
+    with TestClient(create_app(settings, engine)) as client:
+        form = _form(client, token) | {"action": "unsubscribe_all"}
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+        try:
+            response = client.post(f"/p/{token}", data=form)
+            assert response.status_code == 200
+            assert _choices(session)["status"] == "active"
+        finally:
+            holder.close()
+        wait_for(lambda: _choices(session)["status"] == "unsubscribed")

@@ -15,9 +15,11 @@ from sqlmodel import Session, select
 
 from digest.config import Settings
 from digest.db.models import Event
+from digest.errors import ConfigError
 from digest.tracking.machines import classify
 from digest.tracking.tokens import Purpose, Signer
 from digest.web import create_app
+from subscribers.people import find_subscriber
 from tests.helpers.web import (
     SENT_AT,
     add_news,
@@ -32,7 +34,7 @@ from tests.helpers.web import (
 )
 from tests.helpers.world import World
 
-BASE = "http://testserver"
+BASE = "http://127.0.0.1:8000"  # loopback: the placeholder secret of settings.toml is allowed
 APPLE_MPP = "Mozilla/5.0"
 GOOGLE = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
 IPHONE_MAIL = (
@@ -126,10 +128,11 @@ def test_a_fetch_seconds_after_delivery_is_a_scanner(
     urls = _sent(engine, session, world, web_settings)
     (delivery,) = deliveries(engine)
     assert delivery.sent_at == SENT_AT
-    moments = iter([SENT_AT + timedelta(seconds=3), SENT_AT + timedelta(minutes=20)])
-    app = create_app(web_settings, engine, clock=lambda: next(moments))
+    now = [SENT_AT + timedelta(seconds=3)]  # the app's background tasks read the clock too
+    app = create_app(web_settings, engine, clock=lambda: now[0])
     with TestClient(app) as client:
         client.get(urls["pixel"], headers={"User-Agent": THUNDERBIRD})
+        now[0] = SENT_AT + timedelta(minutes=20)
         client.get(urls["pixel"], headers={"User-Agent": THUNDERBIRD})
     with Session(engine) as s:
         verdicts = [(e.machine, e.machine_reason) for e in s.exec(select(Event).order_by(Event.at))]  # type: ignore[arg-type]
@@ -226,3 +229,75 @@ def test_any_mutation_of_a_click_token_is_refused(
     assert response.status_code in (400, 404)
     assert "location" not in response.headers
     assert app.get(f"/c/{token}").status_code == 302  # the genuine one still works
+
+
+def _two_digests(
+    engine: Engine, session: Session, world: World, settings: Settings
+) -> dict[str, list[str]]:
+    """Two readers with no article in common: recipient -> the click paths of their digest."""
+    reader(session, world, "reem@example.org", ["politics"])
+    reader(session, world, "omar@example.org", ["sports"])
+    add_news(session, world)
+    messages = send_digests(engine, world, with_base_url(settings, BASE))
+    return {to: [urlsplit(u).path for u in links(html_of(m), "c")] for to, m in messages.items()}
+
+
+def test_a_click_token_does_not_cover_another_digests_link(
+    engine: Engine, session: Session, world: World, web_settings: Settings, client: TestClient
+) -> None:
+    # Regression (issue 14, item 13): the signature covered the delivery only, so a reader's
+    # token followed by another digest's link hash recorded a click (and redirected).
+    clicks = _two_digests(engine, session, world, web_settings)
+    reem, omar = clicks["reem@example.org"], clicks["omar@example.org"]
+    omar_hashes = {p.rsplit(".", 1)[1] for p in omar}
+    assert not omar_hashes & {p.rsplit(".", 1)[1] for p in reem}
+    assert len({p.rsplit(".", 1)[0] for p in reem}) == len(reem)  # a token per link
+    for foreign in omar_hashes:
+        response = client.get(f"{reem[0].rsplit('.', 1)[0]}.{foreign}")
+        assert response.status_code == 400 and "location" not in response.headers
+    assert client.get(reem[0]).status_code == 302  # her own link
+    wait_for(lambda: event_count(engine, kind="click") == 1)
+    client.get(omar[0])
+    wait_for(lambda: event_count(engine, kind="click") == 2)
+    assert event_count(engine, kind="click") == 2
+
+
+def test_links_of_emails_sent_before_link_tags_still_work(
+    engine: Engine, session: Session, world: World, web_settings: Settings, client: TestClient
+) -> None:
+    # Old emails carry `{delivery}.{signature of the delivery}.{hash}`: they still lead to
+    # the article, and count only for the delivery's own links.
+    clicks = _two_digests(engine, session, world, web_settings)
+    with Session(engine) as s:
+        reem_id = find_subscriber(s, "reem@example.org").id
+    (reem,) = [d for d in deliveries(engine) if d.subscriber_id == reem_id]
+    legacy = Signer(web_settings.web.secret_key).dumps(Purpose.CLICK, reem.id or 0)
+    ours = clicks["reem@example.org"][0].rsplit(".", 1)[1]
+    theirs = clicks["omar@example.org"][0].rsplit(".", 1)[1]
+    assert client.get(f"/c/{legacy}.{ours}").status_code == 302
+    wait_for(lambda: event_count(engine, kind="click") == 1)
+    assert client.get(f"/c/{legacy}.{theirs}").status_code == 302  # still only a stored link
+    client.get(clicks["omar@example.org"][0])  # a counted click, to know the writer ran
+    wait_for(lambda: event_count(engine, kind="click") == 2)
+    with Session(engine) as s:
+        counted = [e.link_hash for e in s.exec(select(Event).order_by(Event.id))]  # type: ignore[arg-type]
+    assert counted == [ours, theirs] and event_count(engine, delivery_id=reem.id) == 1
+
+
+def test_digests_are_not_signed_with_a_weak_secret_when_links_reach_others(
+    engine: Engine, session: Session, world: World, web_settings: Settings
+) -> None:
+    # Regression (issue 14, item 10): `digest send` signed links with `change-me` whatever
+    # web.base_url was, so anyone could forge every reader's unsubscribe and clicks.
+    reader(session, world, "reem@example.org", ["politics"])
+    add_news(session, world)
+    public = with_base_url(web_settings, "https://news.example.org")
+    for weak in ("change-me", "x" * 31):
+        settings = public.model_copy(
+            update={"web": public.web.model_copy(update={"secret_key": weak})}
+        )
+        with pytest.raises(ConfigError, match=r"DIGEST_WEB__SECRET_KEY.*token_urlsafe\(48\)"):
+            send_digests(engine, world, settings)
+    assert deliveries(engine) == []
+    strong = public.web.model_copy(update={"secret_key": "s" * 32})
+    assert send_digests(engine, world, public.model_copy(update={"web": strong}))

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +18,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from digest.config import Settings
+from digest.db.engine import sqlite_file
 from digest.tracking.tokens import Purpose, Signer
 from digest.web import create_app
+from digest.web.spool import Spool, SpooledUnsubscribe
 from subscribers.lists import ListSpec, create_list
 from subscribers.models import Subscription
 from subscribers.people import Consent, Person, remove, subscribe
@@ -196,3 +203,59 @@ def test_tampered_unsubscribe_tokens_change_nothing(
     response = app.post(f"/u/{mutated}", data=ONE_CLICK)
     assert response.status_code in (400, 404)
     assert _statuses(engine) == before
+
+
+def _spooling(settings: Settings, tmp_path: Path) -> Settings:
+    web = settings.web.model_copy(
+        update={
+            "unsubscribe_busy_seconds": 0.2,
+            "spool_poll_seconds": 0.05,
+            "spool_dir": str(tmp_path / "spool"),
+        }
+    )
+    return settings.model_copy(update={"web": web})
+
+
+@contextmanager
+def _locked(engine: Engine) -> Iterator[sqlite3.Connection]:
+    """Another connection holds the SQLite file's write lock (BEGIN EXCLUSIVE)."""
+    path = sqlite_file(engine)
+    assert path is not None
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        yield holder
+    finally:
+        holder.close()
+
+
+@pytest.mark.sqlite_only
+def test_a_one_click_post_on_a_locked_database_is_accepted_and_applied_later(
+    engine: Engine, session: Session, world: World, web_settings: Settings, tmp_path: Path
+) -> None:
+    token, sid = _setup(session, world, web_settings)
+    settings = _spooling(web_settings, tmp_path)
+    with TestClient(create_app(settings, engine)) as client, _locked(engine) as holder:
+        answer = client.post(f"/u/{token}", data=ONE_CLICK)
+        assert answer.status_code == 200  # within the short busy timeout, not 30 s
+        assert _statuses(engine)[world.daily.id or 0][0] == "active"  # not yet applied
+        assert list((tmp_path / "spool").glob("unsubscribe-*"))  # but durably spooled
+        holder.rollback()
+        wait_for(lambda: _statuses(engine)[world.daily.id or 0][0] == "unsubscribed")
+        wait_for(lambda: event_count(engine, kind="unsubscribe", subscriber_id=sid) == 1)
+    assert [s for s, _ in _statuses(engine).values()].count("active") == 1  # weekly stays
+    assert not list((tmp_path / "spool").iterdir())
+
+
+def test_spooled_unsubscribes_left_by_a_stopped_app_are_applied_on_start(
+    engine: Engine, session: Session, world: World, web_settings: Settings, tmp_path: Path
+) -> None:
+    _token, sid = _setup(session, world, web_settings)
+    settings = _spooling(web_settings, tmp_path)
+    spool = Spool(tmp_path / "spool")
+    at = datetime.now(UTC).isoformat()
+    spool.append(SpooledUnsubscribe(sid, world.daily.id or 0, True, at, "192.0.2.9", "ua"))
+    spool.append(SpooledUnsubscribe(sid, world.daily.id or 0, True, at, "192.0.2.9", "ua"))
+    with TestClient(create_app(settings, engine)):
+        wait_for(lambda: {s for s, _ in _statuses(engine).values()} == {"unsubscribed"})
+    assert not list((tmp_path / "spool").iterdir())
