@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from digest.clock import utcnow
 from digest.db.bulk import DriverSql
+from subscribers.aliases import next_free_subscriber_id
 from subscribers.models import ConsentAction, SubscriptionStatus
 from subscribers.tables import SUBSCRIBER
 
@@ -116,6 +117,15 @@ class BatchWriter:
         """Insert or update the subscribers (a known one keeps its address as first written);
         their ids by key."""
         sql = self.sql
+        fresh = [r.key for r in keep if r.key not in known.subscriber_ids]
+        free = next_free_subscriber_id(sql.connection) if fresh else None
+        if free is not None:  # the first new row sets the floor past every merged id
+            first = next(r for r in keep if r.key == fresh[0])
+            sql.many(
+                "INSERT INTO subscriber (id, email, email_key, name, locale, timezone, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(free, first.email, first.key, first.name, first.locale, first.timezone, now)],
+            )
         sql.many(
             "INSERT INTO subscriber (email, email_key, name, locale, timezone, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (email_key) DO UPDATE SET "
@@ -124,7 +134,6 @@ class BatchWriter:
             "locale = excluded.locale, timezone = excluded.timezone",
             [(r.email, r.key, r.name, r.locale, r.timezone, now) for r in keep],
         )
-        fresh = [r.key for r in keep if r.key not in known.subscriber_ids]
         added = sql.pairs("SELECT email_key, id FROM subscriber WHERE email_key IN ({in})", fresh)
         return {**known.subscriber_ids, **added}
 

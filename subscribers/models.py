@@ -174,6 +174,7 @@ class LiftedSuppression(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(index=True, max_length=320)
+    email_key: str = Field(index=True, max_length=320)  # what lookups match (validate.email_key)
     reason: str = Field(max_length=16)
     note: str = ""
     smtp_code: int | None = None

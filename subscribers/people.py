@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from digest.clock import utcnow
 from digest.errors import InvalidInput, NotFound
 from digest.text.controls import clean_line
+from subscribers import aliases
 from subscribers.history import record
 from subscribers.models import (
     TOPIC,
@@ -20,7 +21,6 @@ from subscribers.models import (
     ListTopic,
     MailingList,
     Subscriber,
-    SubscriberAlias,
     Subscription,
     SubscriptionStatus,
     SubscriptionTopic,
@@ -93,10 +93,9 @@ def find_subscriber(session: Session, email: str) -> Subscriber:
 
 
 def current_subscriber_id(session: Session, subscriber_id: int) -> int:
-    """The id a link's subscriber id stands for now: a merged duplicate's id (links already
-    mailed carry it) leads to the subscriber it was merged into."""
-    alias = session.get(SubscriberAlias, subscriber_id)
-    return subscriber_id if alias is None else alias.subscriber_id
+    """The id a link's subscriber id stands for now (a live subscriber's own id wins over a
+    merged duplicate's alias)."""
+    return aliases.current_subscriber_id(session.connection(), subscriber_id)
 
 
 def find_subscription(
@@ -194,8 +193,9 @@ def _save_subscriber(session: Session, email: str, key: str, person: Person) -> 
     """The subscriber of `key`, created with `email` as written when new (a known person
     keeps the spelling they were first added with)."""
     subscriber = session.exec(select(Subscriber).where(Subscriber.email_key == key)).first()
-    if subscriber is None:
-        subscriber = Subscriber(email=email, email_key=key)
+    if subscriber is None:  # never an id merged away: links mailed to it still circulate
+        free = aliases.next_free_subscriber_id(session.connection())
+        subscriber = Subscriber(id=free, email=email, email_key=key)
     subscriber.name = clean_name(person.name) or subscriber.name
     subscriber.timezone = person.timezone
     subscriber.locale = person.locale

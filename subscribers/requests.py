@@ -54,8 +54,16 @@ def enqueue(
     )
 
 
-def claim_due(session: Session, now: datetime, limit: int = 20) -> list[Queued]:
-    """Due requests, oldest first, each leased to this caller (another worker skips them)."""
+def claim_due(
+    session: Session, now: datetime, limit: int = 1, *, leased_at: datetime | None = None
+) -> list[Queued]:
+    """Due requests, oldest first, each leased to this caller (another worker skips them).
+
+    A worker takes one at a time, right before handling it: a lease taken for a batch runs
+    out while a slow relay takes the earlier ones, and another worker would mail the later
+    ones again (a new nonce, so the first link stops working). The lease runs from
+    `leased_at` (the clock at the claim) when that is later than `now` (when the pass began)."""
+    lease_end = max(now, leased_at or now) + LEASE
     due: Sequence[SubscriptionRequest] = session.exec(
         select(SubscriptionRequest)
         .where(col(SubscriptionRequest.next_attempt_at) <= now)
@@ -68,7 +76,7 @@ def claim_due(session: Session, now: datetime, limit: int = 20) -> list[Queued]:
             update(SubscriptionRequest)
             .where(col(SubscriptionRequest.id) == row.id)
             .where(col(SubscriptionRequest.next_attempt_at) == row.next_attempt_at)
-            .values(next_attempt_at=now + LEASE)
+            .values(next_attempt_at=lease_end)
         )
         if leased.rowcount == 1:  # type: ignore[attr-defined]
             taken.append(_queued(row))

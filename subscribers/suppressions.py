@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
 from digest.clock import utcnow
@@ -112,10 +112,13 @@ def unsuppress_run(
 
 
 def lifted(session: Session, email: str) -> Sequence[LiftedSuppression]:
-    """The audit lines of an address (any case), oldest first."""
+    """The audit lines of an address (any case or IDN spelling), oldest first."""
+    key = email_key(email)
+    if "\x00" in key:  # no address holds one (and PostgreSQL refuses it in a query)
+        return []
     return session.exec(
         select(LiftedSuppression)
-        .where(func.lower(LiftedSuppression.email) == email.strip().lower())
+        .where(LiftedSuppression.email_key == key)
         .order_by(col(LiftedSuppression.lifted_at), col(LiftedSuppression.id))
     ).all()
 
@@ -139,6 +142,7 @@ def _lift(
 ) -> LiftedSuppression:
     line = LiftedSuppression(
         email=suppression.email,
+        email_key=suppression.email_key or email_key(suppression.email),
         reason=suppression.reason,
         note=suppression.note,
         smtp_code=suppression.smtp_code,

@@ -10,10 +10,14 @@ share of it. The sending loop then stops, holds the editions and gives the rows 
 Nothing irreversible happens before the breaker is sure: a permanent failure that would be
 recorded for good (`failed_permanent`, and a suppression if it is about the address) is
 held back until it has left the window without the breaker tripping (every window that
-held it was judged), or until the batch ends untripped. A tripped breaker therefore leaves
-no suppression and no failed delivery behind: what it held back is sent again after
-release. Held back means at most `window` rows wait in `sending`: a crash meanwhile sends
-them again, like any message whose outcome was not committed.
+held it was judged), or until the run ends untripped (`settle`: once per run, never per
+batch, so that a batch boundary never records a failure the next batch would have judged).
+A tripped breaker therefore leaves no suppression and no failed delivery behind: what it
+held back is sent again after release. Held back means at most `window` rows wait in
+`sending` (a worker renews their lease): a crash meanwhile sends them again, like any
+message whose outcome was not committed. After a trip (`reset`), failures a fresh window
+could not judge yet are not recorded at the end of the run either: they count with the
+last trip (`settle` trips again) until `min_messages` outcomes have cleared the relay.
 
 Runs shorter than `min_messages` are never judged (there is too little to tell a relay
 from a few bad addresses): their failures are recorded as they come.
@@ -29,6 +33,7 @@ from typing import Literal
 
 from digest.config import SmtpSettings
 from digest.errors import DigestError
+from digest.send.claimed import Claimed
 from digest.send.outcome import Outcome
 from digest.send.record import Attempt
 
@@ -142,7 +147,7 @@ class Breaker:
 
     `observe(attempt)` returns the attempts to record now; once `trip` is set, the caller
     stops taking messages, records what `observe` still returns, and gives back the rows
-    of `held_back()`. `settle()` at the end of a batch (untripped) returns what was held.
+    of `held_back()`. `settle()` at the end of a run (untripped) returns what was held.
     One breaker lives as long as a run (or a worker, until it trips); it is used from one
     event loop only.
     """
@@ -154,6 +159,7 @@ class Breaker:
         self._counts: Counter[Kind] = Counter()
         self._held: deque[tuple[int, Attempt]] = deque()
         self._seen = 0
+        self._after: Trip | None = None  # the last trip, until a fresh window clears the relay
 
     def observe(self, attempt: Attempt) -> list[Attempt]:
         """Count `attempt`'s outcome; the attempts now safe to record (it, or none if held
@@ -175,6 +181,8 @@ class Breaker:
             ready.append(attempt)
         if self.trip is None:
             self.trip = self._judge()
+        if self.trip is None and len(self._window) >= self._enough():
+            self._after = None  # a full judgement since the last trip: the relay is fine
         if self.trip is None:
             oldest_judged = self._seen - self.options.window
             while self._held and self._held[0][0] <= oldest_judged:
@@ -182,19 +190,34 @@ class Breaker:
         return ready
 
     def reset(self) -> None:
-        """Start judging afresh (a worker, once a trip has been dealt with)."""
+        """Start judging afresh (a worker, once a trip or a failed batch has been dealt with):
+        what was held is dropped (its rows were given back, or stay `sending` until their
+        lease runs out); a trip is remembered until a fresh window clears the relay."""
+        if self.trip is not None:
+            self._after = self.trip
         self.trip = None
         self._window.clear()
         self._counts.clear()
         self._held.clear()
 
     def settle(self) -> list[Attempt]:
-        """The batch ended untripped: what was held back is recorded after all."""
+        """The run ended untripped: what was held back is recorded after all.
+
+        Unless the breaker tripped before (`reset`) and no full window has cleared the relay
+        since: then the failures held count with that trip, which is set again (the caller
+        gives their rows back with `held_back()`), and nothing is returned."""
         if self.trip is not None:
+            return []
+        if self._held and self._after is not None:
+            self.trip = self._after
             return []
         ready = [attempt for _, attempt in self._held]
         self._held.clear()
         return ready
+
+    def holding(self) -> list[Claimed]:
+        """The rows of the failures held back now (their lease must not run out)."""
+        return [attempt.claimed for _, attempt in self._held]
 
     def held_back(self) -> list[Attempt]:
         """After a trip: the permanent failures never recorded (their rows go back)."""
@@ -202,9 +225,12 @@ class Breaker:
         self._held.clear()
         return held
 
+    def _enough(self) -> int:
+        return min(self.options.min_messages, self.options.window)
+
     def _judge(self) -> Trip | None:
         seen = len(self._window)
-        if seen < min(self.options.min_messages, self.options.window):
+        if seen < self._enough():
             return None
         kinds: tuple[tuple[Tripping, float], ...] = (
             ("permanent", self.options.permanent_share),

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from digest.clock import utcnow
 from digest.config import Settings
 from digest.db.engine import session_scope
 from digest.errors import DigestError
@@ -63,9 +64,10 @@ class QueueWorker:
     settings: Settings
     sender_factory: Callable[[], Sender]
     renderer: Renderer | None = None
+    clock: Callable[[], datetime] = utcnow  # the lease runs from the claim, not the pass
 
     async def run_once(self, now: datetime) -> Tally:
-        """One pass: every request due at `now` (a batch at a time) is dealt with."""
+        """One pass: every request due at `now` (one claimed at a time) is dealt with."""
         tally = Tally()
         options = QueueOptions.from_settings(self.settings)
         while True:
@@ -76,8 +78,9 @@ class QueueWorker:
                 await self._deliver(queued, options, now, tally)
 
     def _claim(self, now: datetime) -> list[Queued]:
+        """The next due request (one: see `claim_due`), leased from the clock as it is now."""
         with session_scope(self.engine) as session:
-            return claim_due(session, now)
+            return claim_due(session, now, limit=1, leased_at=self.clock())
 
     async def _deliver(
         self, queued: Queued, options: QueueOptions, now: datetime, tally: Tally

@@ -222,6 +222,9 @@ class Dispatcher:
             await self._send_batch(batch, report)
             if self.progress is not None:
                 self.progress(done, report.queued)
+        # Once per run, not per batch: a failure held back at a batch's end is judged by the
+        # next batch's outcomes, so that a relay going bad near a boundary suppresses nobody.
+        await self.settle(report)
 
     async def send_batch(self, batch: Sequence[Claimed], report: DispatchReport) -> None:
         """Send rows claimed elsewhere (by `digest worker`) and record each outcome."""
@@ -229,6 +232,35 @@ class Dispatcher:
 
     def close_editions(self) -> None:
         self._close_editions()
+
+    async def settle(self, report: DispatchReport) -> None:
+        """The run ended: record the permanent failures the breaker still holds back, or, if
+        it trips on them (`Breaker.settle`), give their rows back, hold their editions and
+        raise BreakerTripped."""
+        breaker = self.breaker
+        ready = breaker.settle()
+        if breaker.trip is not None:
+            raise await asyncio.to_thread(
+                halt,
+                self.engine,
+                breaker.trip,
+                held_back=breaker.held_back(),
+                unsent=[],
+                where=self.options.breaker.where,
+                now=self.clock(),
+            )
+        if not ready:
+            return
+        recorder = Recorder(self.engine, self.options.policy, self.options.record)
+        recorder.start()
+        try:
+            for attempt in ready:
+                recorder.submit(attempt)
+        finally:
+            try:
+                await asyncio.to_thread(recorder.close)
+            finally:
+                report.add_recorded(recorder.recorded)
 
     async def _send_batch(self, batch: Sequence[Claimed], report: DispatchReport) -> None:
         self._load_articles({a for c in batch for a in c.article_ids})
@@ -271,8 +303,7 @@ class Dispatcher:
             if errors:
                 breaker.held_back()  # not recorded: their rows stay `sending`, sent again later
                 raise errors[0]
-            for ready in breaker.settle():
-                recorder.submit(ready)
+            # What is still held waits for the next batch's outcomes (`settle`: end of run).
         finally:
             try:  # commits what is left, off the event loop; raises if recording failed
                 await asyncio.to_thread(recorder.close)

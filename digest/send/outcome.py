@@ -24,12 +24,19 @@ THROTTLE_STATUSES = frozenset({"4.7.28", "4.3.0", "4.2.1"})
 _ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
 # Replies about our side, whatever the code or stage: the relay will not relay for us, wants
 # a login, refuses our sender address ("relay not permitted", "Relay access denied",
-# "authentication required", "Sender address rejected", ...).
+# "authentication required", "Sender address rejected", ...). Not the bare word "relay":
+# Postfix says "User unknown in relay recipient table" of a reader's address.
 _SENDER_TEXT = re.compile(
-    r"relay|auth(?:entication)? (?:is )?(?:required|needed|failed)|must (?:first )?authenticate"
+    r"relay(?:ing)?\s+(?:access\s+)?(?:denied|not permitted|prohibited)|unable to relay"
+    r"|relay not (?:allowed|permitted)|not permitted to relay"
+    r"|auth(?:entication)? (?:is )?(?:required|needed|failed)|must (?:first )?authenticate"
     r"|not authenticated|\bsender (?:address|domain|verify)|\bmail from\b",
     re.IGNORECASE,
 )
+# Mailbox-level statuses about the reader's address (RFC 3463): bad mailbox, bad system,
+# bad mailbox syntax, mailbox disabled. Read before any text, whatever words follow them
+# (5.1.7 / 5.1.8 are about the sender: see `_SENDER_STATUSES`).
+_READER_STATUSES = frozenset({"5.1.0", "5.1.1", "5.1.2", "5.1.3", "5.2.1"})
 # Replies about this message or our reputation, not the address: policy, blocks, spam.
 _POLICY_TEXT = re.compile(
     r"polic(?:y|ies)|block|black ?list|spam|reputation|\bspf\b|dmarc|dkim", re.IGNORECASE
@@ -93,7 +100,8 @@ class Outcome:
         `sender`: a 5xx at MAIL FROM, a login or relay refusal (530, 535, 5.7.8, "relay not
         permitted", "relaying denied", ...) or a refused sender address (5.1.7, 5.1.8):
         our configuration, never the reader's. `reader`: a server's reply about the address
-        (5.1.x, 5.2.1, or a bare 5xx at RCPT without a policy or relay text). Anything else
+        (5.1.0 to 5.1.3 and 5.2.1 whatever words follow them, other 5.1.x, or a bare 5xx at
+        RCPT without a policy or relay text). Anything else
         (policy and content refusals 5.7.x, a full mailbox 5.2.2, a refusal made here
         without a server's reply) is `message`: this message failed, the address is fine.
         """
@@ -102,12 +110,11 @@ class Outcome:
         text, enhanced = self.message, self.enhanced
         if self.code is None:  # refused here, before any server answered: nobody's fault
             return "message"
-        if (
-            self.stage == "MAIL"
-            or self.code in _SENDER_CODES
-            or enhanced in _SENDER_STATUSES
-            or _SENDER_TEXT.search(text)
-        ):
+        if self.stage == "MAIL" or self.code in _SENDER_CODES or enhanced in _SENDER_STATUSES:
+            return "sender"
+        if enhanced in _READER_STATUSES:  # the server named the address: its words don't matter
+            return "reader"
+        if _SENDER_TEXT.search(text):
             return "sender"
         if (enhanced or "").startswith("5.7.") or _POLICY_TEXT.search(text):
             return "message"

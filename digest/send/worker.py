@@ -23,7 +23,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -119,14 +119,18 @@ class Worker:
             while not stop():
                 batch = self._claim()
                 if batch is None:  # database restarting: wait, reconnect, resume
+                    self.breaker.held_back()  # their rows stay `sending` until the lease ends
                     await self._idle(stop)
                 elif not batch:
+                    # The end of a run: what the breaker still holds is recorded (or halted).
+                    await self._guarded(self._settle())
                     self._close_editions()
                     if once:
                         break
                     await self._idle(stop)
                 elif not await self._send_logged(batch):
                     await self._idle(stop)
+            await self._guarded(self._settle())  # stopping: nothing held is left behind
 
     def _claim(self) -> list[Claimed] | None:
         """The next batch ([] when nothing is claimable, None when the database is away)."""
@@ -144,25 +148,8 @@ class Worker:
             return None
 
     async def _send_logged(self, batch: Sequence[Claimed]) -> bool:
-        """Send `batch`; False when the database went away meanwhile."""
-        try:
-            await self._send(batch)
-        except BreakerTripped:
-            # Its editions are held and its rows queued again (the message is logged): the
-            # worker stays up for the other lists, with a fresh judgement of the relay.
-            self.trips += 1
-            self.breaker.reset()
-            return False
-        except (DBAPIError, OutcomeNotRecorded) as exc:
-            # What was not recorded stays `sending` under our lease, which is no longer
-            # renewed: it runs out and the rows are claimed again, here or elsewhere.
-            logger.warning(
-                "worker %s: database unavailable mid-batch, its unrecorded rows are "
-                "claimed again in %s: %s",
-                self.options.name,
-                self.options.lease,
-                exc,
-            )
+        """Send `batch`; False when the breaker tripped or the database went away meanwhile."""
+        if not await self._guarded(self._send(batch)):
             return False
         logger.info(
             "worker %s: batch of %d, sent=%d so far",
@@ -172,6 +159,40 @@ class Worker:
         )
         return True
 
+    async def _guarded(self, work: Awaitable[None]) -> bool:
+        """Await `work` (a batch, or settling what is held); False when the breaker tripped
+        or the database went away. Either way the breaker is reset, so that the next batch
+        is sent under a fresh judgement and no held row of this one is touched again."""
+        try:
+            await work
+        except BreakerTripped:
+            # Its editions are held and its rows queued again (the message is logged): the
+            # worker stays up for the other lists, with a fresh judgement of the relay.
+            self.trips += 1
+            self.breaker.reset()
+            return False
+        except (DBAPIError, OutcomeNotRecorded) as exc:
+            # Maybe mid-halt. What was not recorded stays `sending` under our lease, which is
+            # no longer renewed: it runs out and the rows are claimed again, here or elsewhere.
+            self.breaker.reset()
+            logger.warning(
+                "worker %s: database unavailable mid-batch, its unrecorded rows are "
+                "claimed again in %s: %s",
+                self.options.name,
+                self.options.lease,
+                exc,
+            )
+            return False
+        return True
+
+    async def _settle(self) -> None:
+        """Record the failures the breaker still holds back (or halt them with its last trip),
+        under their lease."""
+        held = self.breaker.holding()
+        if held:
+            with self._renewing([c.id for c in held]):
+                await self._dispatcher(held[0].list_id).settle(self.report)
+
     def _skipped(self, count: int) -> None:
         self.report.skipped_unsubscribed += count
 
@@ -180,7 +201,9 @@ class Worker:
         lists: dict[int, list[Claimed]] = {}
         for item in batch:
             lists.setdefault(item.list_id, []).append(item)
-        with self._renewing([item.id for item in batch]):
+        # Failures held back from earlier batches wait under our lease too.
+        held = [c.id for c in self.breaker.holding()]
+        with self._renewing([item.id for item in batch] + held):
             pending = list(lists.items())
             while pending:
                 list_id, items = pending.pop(0)

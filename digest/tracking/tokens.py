@@ -122,6 +122,8 @@ class Signer:
 
     def loads_click(self, token: str) -> ClickRef:
         """The delivery and link of a click token `{delivery}.{tag or signature}.{hash}`."""
+        if not token.isascii():  # every token we sign is ASCII (compare_digest refuses others)
+            raise BadToken()
         signed, dot, link = token.rpartition(".")
         payload, _, mac = signed.partition(".")
         if not dot or not link or not _PAYLOAD.fullmatch(payload) or "-" in payload:

@@ -40,6 +40,9 @@ depends_on: str | Sequence[str] | None = None
 
 # Lower is more restrictive: what a merge keeps.
 _RANK = {"unsubscribed": 0, "unconfirmed": 1, "active": 2}
+# A merged suppression keeps the most severe reason: `unsuppress --since` lifts only hard
+# bounces, so a complaint merged into a bounce must never become liftable in bulk.
+_SEVERITY = {"complaint": 0, "manual": 1, "hard_bounce": 2}
 _ALIAS = sa.table(
     "subscriber_alias",
     sa.column("id", sa.Integer()),
@@ -203,10 +206,11 @@ def _merge_suppressions(connection: sa.Connection, ids: list[int]) -> None:
     }
     merged = "; ".join(f"{rows[o][0]} ({rows[o][1]})" for o in others)
     note = "; ".join(part for part in (rows[keep][2], f"merged: {merged}") if part)
+    reason = min((rows[i][1] for i in ids), key=lambda r: _SEVERITY.get(r, -1))
     _delete(connection, "suppression", "id", others)
     connection.execute(
-        sa.text("UPDATE suppression SET note = :note WHERE id = :keep"),
-        {"note": note, "keep": keep},
+        sa.text("UPDATE suppression SET note = :note, reason = :reason WHERE id = :keep"),
+        {"note": note, "reason": reason, "keep": keep},
     )
 
 

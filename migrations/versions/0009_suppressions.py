@@ -37,6 +37,7 @@ def upgrade() -> None:
         "lifted_suppression",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("email", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+        sa.Column("email_key", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("note", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("smtp_code", sa.Integer(), nullable=True),
@@ -52,6 +53,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("lifted_suppression", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_lifted_suppression_email"), ["email"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_lifted_suppression_email_key"), ["email_key"], unique=False
+        )
 
     _backfill_codes()
 
@@ -79,6 +83,7 @@ def _backfill_codes() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("lifted_suppression", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_lifted_suppression_email_key"))
         batch_op.drop_index(batch_op.f("ix_lifted_suppression_email"))
     op.drop_table("lifted_suppression")
     with op.batch_alter_table("suppression", schema=None) as batch_op:

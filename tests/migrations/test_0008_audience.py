@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,8 +11,15 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
 
+from digest.db.bulk import DriverSql
 from digest.db.engine import alembic_config, make_engine
+from subscribers.consent import membership, withdraw
+from subscribers.import_batches import BatchWriter, Row
+from subscribers.models import MailingList, Subscriber, Subscription
+from subscribers.people import Person, current_subscriber_id, subscribe
+from subscribers.suppressions import RunFilter, run_suppressions
 
 NOW = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
@@ -169,7 +176,7 @@ def test_duplicates_are_merged_keeping_the_most_restrictive_consent(old_engine: 
                 ids["sup1"],
                 "BOUNCED@example.org",
                 "bounced@example.org",
-                "hard_bounce",
+                "manual",  # the most severe of the group: never lifted as a bounce in bulk
                 "550; merged: bounced@example.org (manual)",
             )
         ]
@@ -196,3 +203,88 @@ def test_downgrade_keeps_every_subscription_and_upgrades_again(old_engine: Engin
     command.upgrade(config, "0008")
     with old_engine.connect() as connection:
         assert _rows(connection, "SELECT count(*) FROM subscriber WHERE email_key = ''") == [(0,)]
+
+
+def test_a_merged_complaint_stays_a_complaint_and_is_never_lifted_in_bulk(
+    old_engine: Engine,
+) -> None:
+    # The earliest row was a hard bounce, a later spelling complained: `unsuppress --since`
+    # (hard bounces only) must not lift the complaint that was merged into the bounce.
+    with old_engine.begin() as connection:
+        first = _insert(connection, "suppression", email="Pat@x.com", reason="hard_bounce")
+        _insert(connection, "suppression", email="pat@x.com", reason="complaint")
+        _insert(connection, "suppression", email="PAT@x.com", reason="manual")
+        _insert(connection, "suppression", email="lee@x.com", reason="hard_bounce")
+        _insert(connection, "suppression", email="LEE@x.com", reason="hard_bounce")
+    command.upgrade(alembic_config(old_engine), "0008")
+    with old_engine.connect() as connection:
+        assert _rows(connection, "SELECT id, reason FROM suppression ORDER BY id") == [
+            (first, "complaint"),
+            (first + 3, "hard_bounce"),
+        ]
+    command.upgrade(alembic_config(old_engine), "head")
+    with Session(old_engine) as session:
+        found = run_suppressions(session, RunFilter(since=NOW - timedelta(days=3650)))
+        assert [s.email_key for s in found] == ["lee@x.com"]
+
+
+def test_a_new_subscriber_never_takes_a_merged_id(old_engine: Engine) -> None:
+    # Reviewer's scenario: bob@ (1) and Bob@ (2) merge; 2 becomes an alias of 1. SQLite gives
+    # a new row the highest id + 1, so carol would have got 2 and her unsubscribe link would
+    # have unsubscribed Bob.
+    with old_engine.begin() as connection:
+        _insert(connection, "mailing_list", slug="news", name="news", cadence="daily")
+        bob = _insert(connection, "subscriber", email="bob@x.com", timezone="UTC", locale="en")
+        bob2 = _insert(connection, "subscriber", email="Bob@x.com", timezone="UTC", locale="en")
+    command.upgrade(alembic_config(old_engine), "head")
+    with Session(old_engine) as session:
+        news = session.exec(select(MailingList)).one()
+        assert subscribe(session, Person("bob@x.com", "UTC"), news).status == "active"
+        carol = subscribe(session, Person("carol@y.com", "UTC"), news).subscriber_id
+        imported = _import_one(session, news, "dave@y.com")
+        session.commit()
+        assert carol not in (bob, bob2) and imported not in (bob, bob2, carol)
+        assert membership(session, carol, news.id or 0).subscriber.email == "carol@y.com"
+        assert membership(session, bob2, news.id or 0).subscriber.email == "bob@x.com"
+        assert withdraw(session, subscriber_id=carol, list_id=news.id or 0) == [news.id]
+        session.commit()
+        statuses = dict(
+            session.exec(
+                select(Subscriber.email, Subscription.status).where(
+                    Subscriber.id == Subscription.subscriber_id
+                )
+            ).all()
+        )
+        assert statuses["bob@x.com"] == "active"
+        assert statuses["carol@y.com"] == "unsubscribed"
+
+
+def test_a_live_subscriber_wins_over_an_alias_of_its_id(old_engine: Engine) -> None:
+    # An alias whose id a live row holds (made before this was fixed) is dead: the link
+    # names the live person.
+    with old_engine.begin() as connection:
+        _insert(connection, "subscriber", email="bob@x.com", timezone="UTC", locale="en")
+        bob2 = _insert(connection, "subscriber", email="Bob@x.com", timezone="UTC", locale="en")
+    command.upgrade(alembic_config(old_engine), "head")
+    with old_engine.begin() as connection:
+        _insert(
+            connection,
+            "subscriber",
+            id=bob2,
+            email="carol@y.com",
+            email_key="carol@y.com",
+            timezone="UTC",
+            locale="en",
+        )
+    with Session(old_engine) as session:
+        assert current_subscriber_id(session, bob2) == bob2
+
+
+def _import_one(session: Session, mailing_list: MailingList, email: str) -> int:
+    """A new subscriber written by the bulk import path; its id."""
+    writer = BatchWriter(
+        DriverSql(session.connection()), mailing_list.id or 0, "import", "1", lambda *a: None
+    )
+    row = Row(1, email, email, "", (), "UTC", None, "en")
+    writer.write([row])
+    return session.exec(select(Subscriber.id).where(Subscriber.email_key == email)).one() or 0

@@ -74,6 +74,16 @@ def test_one_address_is_lifted_in_any_spelling_with_an_audit_line(session: Sessi
         unsuppress(session, "reem@example.org", AUDIT)
 
 
+def test_the_audit_of_an_address_is_found_in_any_idn_spelling(session: Session) -> None:
+    # lower(email) matched only the spelling lifted; the audit goes by the address's key.
+    _bounce(session, "User@Bücher.de")
+    unsuppress(session, "user@xn--bcher-kva.de", AUDIT)
+    session.commit()
+    for spelling in ("user@bücher.de", "USER@XN--BCHER-KVA.DE", "user@BÜCHER.de"):
+        assert [a.email for a in lifted(session, spelling)] == ["User@Bücher.de"], spelling
+    assert lifted(session, "user\x00@bücher.de") == []
+
+
 def test_a_lift_needs_a_reason_and_cleans_it(session: Session) -> None:
     _bounce(session, "a@example.org")
     with pytest.raises(InvalidInput, match="say why"):

@@ -65,7 +65,7 @@ def _feed_one(breaker: Breaker, n: int, outcome: Outcome) -> list[int]:
     return [a.claimed.id for a in breaker.observe(_attempt(n, outcome))]
 
 
-def test_the_end_of_a_batch_releases_what_is_held_and_a_short_run_is_never_judged() -> None:
+def test_the_end_of_a_run_releases_what_is_held_and_a_short_run_is_never_judged() -> None:
     breaker = Breaker(OPTIONS)
     assert _feed(breaker, [BOUNCE, BOUNCE, SENT]) == [2]
     assert breaker.trip is None  # 3 outcomes: fewer than min_messages
@@ -118,6 +118,21 @@ def test_reset_starts_a_fresh_judgement() -> None:
     _feed(breaker, [BARE] * 5)
     breaker.reset()
     assert breaker.trip is None and breaker.held_back() == []
+
+
+def test_after_a_trip_failures_a_fresh_window_could_not_judge_are_never_released() -> None:
+    # Scenario: a worker tripped on one list, then sent the other lists' few rows through a
+    # freshly reset breaker: too few to judge, they were recorded (and suppressed) at the end.
+    breaker = Breaker(OPTIONS)
+    _feed(breaker, [BOUNCE] * 5)
+    breaker.reset()
+    assert _feed(breaker, [BOUNCE, BOUNCE, SENT]) == [2]
+    assert breaker.settle() == [] and breaker.trip is not None  # counted with the last trip
+    assert [a.claimed.id for a in breaker.held_back()] == [0, 1]
+    # A full window since the trip clears the relay: then the end of a run records as usual.
+    breaker.reset()
+    _feed(breaker, [BOUNCE] + [SENT] * 5)
+    assert breaker.trip is None and [a.claimed.id for a in breaker.settle()] == [0]
 
 
 def test_reply_grouping_drops_addresses() -> None:

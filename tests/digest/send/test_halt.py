@@ -10,12 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from digest.config import Settings
 from digest.db.locks import exclusive
 from digest.db.models import Delivery, Edition, EditorAction
 from digest.editions.workflow import release
+from digest.send import dispatcher as dispatcher_module
 from digest.send.breaker import BreakerTripped
 from digest.send.dispatcher import Dispatcher, DispatchOptions, DispatchReport, RunHooks
 from digest.send.run import RunOptions, send_list
@@ -206,3 +208,88 @@ def test_a_worker_whose_relay_refuses_everyone_holds_the_edition_and_suppresses_
     statuses = _statuses(session)  # relay refusals are retryable: failed_temporary
     assert set(statuses) <= {"queued", "failed_temporary"} and statuses.total() == 120
     assert len(_held(session)) == 1
+
+
+def test_a_relay_going_bad_late_in_a_run_across_batch_boundaries_suppresses_nobody(
+    engine: Engine, session: Session, settings: Settings
+) -> None:
+    # Scenario: batches of 40 and a relay answering `550 5.1.1` to everyone from message 481:
+    # the batch ending at 520 held 40 refusals the breaker had not judged yet, recorded them
+    # (40 readers suppressed), and only then did the next batch trip.
+    world = _world(session, 600)
+    with SmtpSink() as sink:
+
+        def progress(done: int, queued: int) -> None:
+            if done == 480:  # the relay goes bad between two batches
+                sink.refuse(EVERYONE, 550, reply="550 5.1.1 <r@example.org>: User unknown")
+
+        smtp = _settings(settings, sink.port)
+        options = RunOptions(DispatchOptions.from_settings(smtp, batch_size=40), now=NOW)
+        sender = SmtpSender(smtp.smtp)
+        hooks = RunHooks(clock=lambda: NOW, progress=progress)
+        with pytest.raises(BreakerTripped, match="refused permanently"):
+            asyncio.run(send_list(engine, world.daily, sender, options, hooks))
+    assert session.exec(select(Suppression)).all() == []
+    statuses = _statuses(session)
+    assert statuses["sent"] == 480 and "failed_permanent" not in statuses
+    assert set(statuses) == {"sent", "queued"} and len(_held(session)) == 1
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="digest worker runs on PostgreSQL")
+def test_a_worker_sending_small_batches_to_a_relay_refusing_everyone_suppresses_nobody(
+    engine: Engine, session: Session, settings: Settings
+) -> None:
+    # Scenario: per-list slices of 4 rows each settled their refusals at their end: 16
+    # readers suppressed before the breaker (min 20) could trip.
+    world = _world(session, 60)
+    planning = DispatchOptions.from_settings(settings, plan_only=True)
+    hooks = RunHooks(clock=lambda: NOW)
+    asyncio.run(Dispatcher(engine, world.daily, SmtpSender(settings.smtp), planning, hooks).run())
+    with SmtpSink() as sink:
+        sink.refuse(EVERYONE, 550, reply="550 5.1.1 <r@example.org>: User unknown")
+        smtp = _settings(settings, sink.port)
+        worker = Worker(
+            engine,
+            SmtpSender(smtp.smtp),
+            DispatchOptions.from_settings(smtp),
+            WorkerOptions(batch=4, lease=timedelta(seconds=60), poll_seconds=0.05, name="w1"),
+            clock=lambda: NOW,
+        )
+        asyncio.run(worker.run(once=True))
+    assert worker.trips == 1
+    assert session.exec(select(Suppression)).all() == []
+    assert _statuses(session) == {"queued": 60} and len(_held(session)) == 1
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="digest worker runs on PostgreSQL")
+def test_a_worker_whose_halt_loses_the_database_sends_its_next_batch_afresh(
+    engine: Engine, session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scenario: the breaker tripped and the database went away while halting: the breaker
+    # stayed tripped, so the next batch sent nothing and held its edition anyway.
+    world = _world(session, 60)
+    planning = DispatchOptions.from_settings(settings, plan_only=True)
+    hooks = RunHooks(clock=lambda: NOW)
+    asyncio.run(Dispatcher(engine, world.daily, SmtpSender(settings.smtp), planning, hooks).run())
+    halts: list[bool] = []
+
+    def database_away(*args: object, **kwargs: object) -> BreakerTripped:
+        halts.append(True)
+        raise OperationalError("UPDATE delivery", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(dispatcher_module, "halt", database_away)
+    with SmtpSink() as sink:
+        sink.refuse(EVERYONE, 550, times=20, reply="550 5.1.1 <r@example.org>: User unknown")
+        smtp = _settings(settings, sink.port, connections=1)
+        worker = Worker(
+            engine,
+            SmtpSender(smtp.smtp),
+            DispatchOptions.from_settings(smtp),
+            WorkerOptions(batch=50, lease=timedelta(seconds=60), poll_seconds=0.05, name="w1"),
+            clock=lambda: NOW,
+        )
+        asyncio.run(worker.run(once=True))  # trips, cannot halt; the relay is fine again
+    assert halts == [True] and worker.trips == 0
+    assert session.exec(select(Suppression)).all() == []
+    statuses = _statuses(session)  # the first batch waits for its lease to run out
+    assert statuses == {"sending": 50, "sent": 10} and _held(session) == []

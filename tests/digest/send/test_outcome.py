@@ -77,3 +77,29 @@ def test_timeouts_drops_and_throttling_are_stalls() -> None:
     assert Outcome.from_reply(421, "4.7.0 closing").stalled
     assert not Outcome.from_reply(451, "4.7.1 greylisted").stalled
     assert not Outcome.from_reply(550, "5.1.1 gone").stalled
+
+
+def test_an_unknown_reader_is_blamed_on_the_reader_whatever_words_follow() -> None:
+    # Scenario: Postfix's "User unknown in relay recipient table" said "relay", so it was
+    # blamed on the sender and the address was never suppressed.
+    for code, text in [
+        (
+            550,
+            "5.1.1 <bob@x.org>: Recipient address rejected: User unknown in relay recipient table",
+        ),
+        (550, "5.1.1 No such user - psmtp"),
+        (550, "No such user - psmtp"),
+        (550, "5.1.0 Address rejected"),
+        (550, "5.2.1 The email account that you tried to reach is disabled"),
+    ]:
+        outcome = Outcome.from_reply(code, text, "RCPT")
+        assert outcome.blame == "reader", text
+        assert outcome.hard_bounce and not outcome.retryable
+    for text in [
+        "5.7.1 <r1@example.org>: Relay access denied",
+        "relaying prohibited",
+        "5.7.1 Unable to relay for bob@x.org",
+        "relay not allowed",
+        "5.1.8 <news@x.org>: Sender address rejected: Domain not found",
+    ]:
+        assert Outcome.from_reply(550, text, "RCPT").blame == "sender", text

@@ -78,3 +78,13 @@ def test_ids_beyond_any_row_are_refused_even_when_signed(ids: list[int]) -> None
         signer.loads(Purpose.UNSUBSCRIBE, signer.dumps(Purpose.UNSUBSCRIBE, *ids))
     with pytest.raises(BadToken):
         signer.loads_click(f"{signer.click(ids[0], 'abc')}.abc")
+
+
+def test_click_tokens_that_are_not_ascii_are_refused() -> None:
+    """A tag-length run of non-ASCII letters is a bad token, not a TypeError (a 500)."""
+    signer = Signer("k" * 40)
+    good = signer.click(5, "abc123")
+    payload, tag = good.split(".")
+    for bad in (f"{payload}.{'é' * len(tag)}.abc123", f"{good}.abcé", f"٥.{tag}.abc123"):
+        with pytest.raises(BadToken):
+            signer.loads_click(bad)

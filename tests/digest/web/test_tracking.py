@@ -181,6 +181,7 @@ def test_click_refuses_altered_tokens_with_400_and_never_redirects(
         f"{Signer('another-key').dumps(Purpose.CLICK, int(payload))}.{link_hash}",
         "https%3A%2F%2Fevil.example.com",
         f"{payload}.{signature}.{link_hash}%2F%2Fevil.example.com",
+        f"{payload}.{'é' * len(signature)}.{link_hash}",  # a tag's length, not ASCII
     ]
     for bad in altered:
         response = client.get(f"/c/{bad}")
