@@ -263,3 +263,13 @@ class SubscriberAlias(SQLModel, table=True):
     subscriber_id: int = Field(sa_column=_fk("subscriber.id"))
     email: str = Field(max_length=320)  # the address the old row held
     merged_at: datetime = Field(default_factory=utcnow)
+
+
+class RetiredSubscriberId(SQLModel, table=True):
+    """An erased subscriber's id (or one of its aliases'): never handed out again, since
+    links mailed with it still circulate. Only the id is kept, nothing about the person."""
+
+    __tablename__ = "retired_subscriber_id"
+
+    id: int = Field(primary_key=True)
+    retired_at: datetime = Field(default_factory=utcnow)

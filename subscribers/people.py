@@ -256,6 +256,8 @@ def unsubscribe(session: Session, email: str, list_slugs: Sequence[str] | None =
 def remove(session: Session, email: str) -> Subscriber:
     """Erase a person and everything stored about them (GDPR art. 17); cascades in SQL."""
     subscriber = find_subscriber(session, email)
+    # Links mailed to this id (or its aliases) still circulate: SQLite must not reuse them.
+    aliases.retire_subscriber_ids(session.connection(), subscriber.id or 0)
     session.execute(delete(Subscriber).where(col(Subscriber.id) == subscriber.id))
     session.flush()
     return subscriber
