@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import sys
@@ -154,3 +155,13 @@ def parse_now(text: str) -> datetime:
     if moment.tzinfo is None:
         raise InvalidInput(f"--now {text!r} needs a UTC offset, e.g. 2026-11-29T04:00+00:00")
     return moment
+
+
+def actor(by: str | None) -> str:
+    """Who acts, for the audit lines: `--by`, else `cli:<login name>`."""
+    if by:
+        return by.strip()[:320]
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from sqlmodel import Session
 
-from digest.cli.context import app_context, print_json, print_table
+from digest.cli.context import actor, app_context, print_json, print_table
 from digest.cli.terminal import markup, plain
 from digest.clock import utcnow
 from digest.db.engine import session_scope
@@ -28,15 +27,6 @@ ArticleId = Annotated[int, typer.Argument(help="The article id (see `digest arti
 By = Annotated[
     str | None, typer.Option("--by", help="Who does it, for the record (default: cli:USER).")
 ]
-
-
-def _actor(by: str | None) -> str:
-    if by:
-        return by.strip()[:320]
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _act(ctx: typer.Context, verb: str, change: Callable[[Session], Edition]) -> None:
@@ -142,7 +132,7 @@ def approve(ctx: typer.Context, edition_id: EditionId, by: By = None) -> None:
 
     Example: digest editions approve 12
     """
-    _act(ctx, "approved", lambda s: editions.approve(s, edition_id, actor=_actor(by), now=utcnow()))
+    _act(ctx, "approved", lambda s: editions.approve(s, edition_id, actor=actor(by), now=utcnow()))
 
 
 @app.command()
@@ -151,7 +141,7 @@ def hold(ctx: typer.Context, edition_id: EditionId, by: By = None) -> None:
 
     Example: digest editions hold 12
     """
-    _act(ctx, "held", lambda s: editions.hold(s, edition_id, actor=_actor(by)))
+    _act(ctx, "held", lambda s: editions.hold(s, edition_id, actor=actor(by)))
 
 
 @app.command()
@@ -160,7 +150,7 @@ def release(ctx: typer.Context, edition_id: EditionId, by: By = None) -> None:
 
     Example: digest editions release 12
     """
-    _act(ctx, "released", lambda s: editions.release(s, edition_id, actor=_actor(by), now=utcnow()))
+    _act(ctx, "released", lambda s: editions.release(s, edition_id, actor=actor(by), now=utcnow()))
 
 
 @app.command()
@@ -182,7 +172,7 @@ def pin(
     _act(
         ctx,
         f"article {article_id} pinned" + (" as top story" if top else ""),
-        lambda s: editions.pin(s, edition_id, article_id, top=top, actor=_actor(by)),
+        lambda s: editions.pin(s, edition_id, article_id, top=top, actor=actor(by)),
     )
 
 
@@ -195,7 +185,7 @@ def unpin(ctx: typer.Context, edition_id: EditionId, article_id: ArticleId, by: 
     _act(
         ctx,
         f"article {article_id} unpinned",
-        lambda s: editions.unpin(s, edition_id, article_id, actor=_actor(by)),
+        lambda s: editions.unpin(s, edition_id, article_id, actor=actor(by)),
     )
 
 
@@ -210,7 +200,7 @@ def exclude(
     _act(
         ctx,
         f"article {article_id} excluded",
-        lambda s: editions.exclude(s, edition_id, article_id, actor=_actor(by)),
+        lambda s: editions.exclude(s, edition_id, article_id, actor=actor(by)),
     )
 
 
@@ -225,7 +215,7 @@ def include(
     _act(
         ctx,
         f"article {article_id} included",
-        lambda s: editions.include(s, edition_id, article_id, actor=_actor(by)),
+        lambda s: editions.include(s, edition_id, article_id, actor=actor(by)),
     )
 
 
@@ -245,7 +235,7 @@ def subject(
     _act(
         ctx,
         "subject set",
-        lambda s: editions.set_subject(s, edition_id, text, locale=locale, actor=_actor(by)),
+        lambda s: editions.set_subject(s, edition_id, text, locale=locale, actor=actor(by)),
     )
 
 
@@ -260,7 +250,7 @@ def note(
 
     Example: digest editions note 12 "تغطية خاصة للانتخابات البلدية اليوم."
     """
-    _act(ctx, "note set", lambda s: editions.set_note(s, edition_id, text, actor=_actor(by)))
+    _act(ctx, "note set", lambda s: editions.set_note(s, edition_id, text, actor=actor(by)))
 
 
 @app.command()
@@ -279,7 +269,7 @@ def order(
     _act(
         ctx,
         "topic order set",
-        lambda s: editions.set_order(s, edition_id, slugs or [], actor=_actor(by)),
+        lambda s: editions.set_order(s, edition_id, slugs or [], actor=actor(by)),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +10,7 @@ from typing import Annotated
 import typer
 
 from digest.catalog import topics
-from digest.cli.context import app_context, print_json, progress_bar, refuse_overwrite
+from digest.cli.context import actor, app_context, print_json, progress_bar, refuse_overwrite
 from digest.cli.terminal import markup, plain
 from digest.db.engine import session_scope
 from digest.errors import InvalidInput
@@ -294,7 +293,7 @@ def unsuppress(
     Example: digest subscribers unsuppress --since 2026-11-29T06:00+03:00 --reason-code 5.1.1
     --reason "relay misconfigured" --dry-run
     """
-    audit = suppressions.Audit(_actor(by), reason)
+    audit = suppressions.Audit(actor(by), reason)
     with session_scope(app_context(ctx).engine) as session:
         if (email is None) == (since is None):
             raise InvalidInput("give either an EMAIL or --since (a run's hard bounces)")
@@ -314,15 +313,6 @@ def unsuppress(
         more = f" ({len(found) - 20} more not shown)" if len(found) > 20 else ""
         verb = "would be lifted (dry run)" if dry_run else "lifted"
         typer.echo(f"{len(found)} hard bounce suppression(s) {verb}{more}")
-
-
-def _actor(by: str | None) -> str:
-    if by:
-        return by.strip()[:320]
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 @app.command()
