@@ -116,7 +116,9 @@ def run_demo(
             "dkim": settings.dkim.model_copy(update={"private_key_path": ""}),
         }
     )
-    engine = make_engine(settings.database.url)
+    engine = make_engine(
+        settings.database.url, busy_timeout_seconds=settings.database.busy_timeout_seconds
+    )
     upgrade(engine)
     now = utcnow()
     not_due = _populate(engine, settings, now, people)

@@ -5,12 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, func, select
 
 from digest.clock import utcnow
-from digest.db.tables import table_of
-from subscribers.models import RetiredSubscriberId, SubscriberAlias
-from subscribers.tables import SUBSCRIBER
-
-ALIAS = table_of(SubscriberAlias)
-RETIRED = table_of(RetiredSubscriberId)
+from subscribers.tables import ALIAS, RETIRED, SUBSCRIBER
 
 
 def next_free_subscriber_id(connection: Connection) -> int | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
@@ -54,17 +54,6 @@ class Audit:
         if len(why) > WHY_CHARS:
             raise InvalidInput(f"the reason has {len(why)} characters; at most {WHY_CHARS}")
         return Audit(actor[:320] or "unknown", why)
-
-
-def parse_since(text: str) -> datetime:
-    """A `--since` value: an ISO time (without an offset, UTC) or a date (its midnight UTC)."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInput(
-            f"--since {text!r} is not an ISO time like 2026-11-29T07:00+03:00"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def find_suppression(session: Session, email: str) -> Suppression:

@@ -7,14 +7,18 @@ from digest.db.tables import table_of
 from subscribers.models import (
     ListTopic,
     MailingList,
+    RetiredSubscriberId,
     Subscriber,
+    SubscriberAlias,
     Subscription,
     SubscriptionTopic,
     Suppression,
 )
 
+ALIAS = table_of(SubscriberAlias)
 LIST_TOPIC = table_of(ListTopic)
 MAILING_LIST = table_of(MailingList)
+RETIRED = table_of(RetiredSubscriberId)
 SUBSCRIBER = table_of(Subscriber)
 SUBSCRIPTION = table_of(Subscription)
 SUBSCRIPTION_TOPIC = table_of(SubscriptionTopic)

@@ -4,7 +4,7 @@ and read them as the views a digest shows (the one place an `ArticleView` is bui
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, func
@@ -16,7 +16,6 @@ from digest.catalog.views import ArticleView, TopicView
 from digest.catalog.windows import edition_window
 from digest.db.models import Article, ArticleTopic, Feed, Topic
 from digest.db.tables import ARTICLE, ARTICLE_TOPIC
-from digest.errors import InvalidInput
 from subscribers.models import MailingList
 
 # What an `ArticleView` is read from: select these (and more, after them) and pass the row
@@ -94,22 +93,6 @@ def edition_articles(
     )
     tags = tags_of(session, [a.id for a in articles if a.id is not None])
     return [(a, [t["slug"] for t in tags.get(a.id or 0, [])]) for a in articles]
-
-
-def parse_since(text: str) -> datetime:
-    """An ISO date or date-time as an aware UTC datetime; no offset means UTC."""
-    try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
-        try:
-            day = date.fromisoformat(text.strip())
-        except ValueError:
-            raise InvalidInput(
-                f"--since {text!r} is not an ISO date or date-time (e.g. 2026-11-28 or "
-                "2026-11-28T06:00+03:00)"
-            ) from None
-        parsed = datetime(day.year, day.month, day.day)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def list_articles(

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from digest.catalog import articles
-from digest.cli.context import app_context, print_json, print_table
+from digest.cli.context import app_context, parse_since, print_json, print_table
 from digest.db.engine import session_scope
 
 app = typer.Typer(help="Articles.\n\nExample: digest articles list", no_args_is_help=True)
@@ -29,7 +29,7 @@ def list_(
     Example: digest articles list --topic economy --since 2026-11-28 --json
     """
     context = app_context(ctx)
-    after = articles.parse_since(since) if since else None
+    after = parse_since(since) if since else None
     with session_scope(context.engine) as session:
         found = articles.list_articles(session, topic=topic, since=after, limit=limit)
         described = articles.describe(session, found)

@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from digest.cli.terminal import cell, plain
 from digest.config import Settings
-from digest.db.engine import is_sqlite, make_engine, require_schema
+from digest.db.engine import make_engine, require_schema
 from digest.errors import InvalidInput
 
 # What JSON leaves raw with ensure_ascii=False but a terminal acts on: DEL, the C1 controls
@@ -50,22 +50,8 @@ class AppContext:
         return self._open()
 
     def _open(self) -> Engine:
-        engine = make_engine(self.settings.database.url)
-        if is_sqlite(engine):
-            # Listeners run in order: this one comes after make_engine's pragmas and sets how
-            # long a command waits for another process's lock before saying so.
-            milliseconds = int(self.settings.database.busy_timeout_seconds * 1000)
-            event.listen(engine, "connect", _busy_timeout(milliseconds))
-        return engine
-
-
-def _busy_timeout(milliseconds: int) -> Any:
-    def set_timeout(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={milliseconds:d}")
-        cursor.close()
-
-    return set_timeout
+        database = self.settings.database
+        return make_engine(database.url, busy_timeout_seconds=database.busy_timeout_seconds)
 
 
 def app_context(ctx: typer.Context) -> AppContext:
@@ -142,6 +128,22 @@ def parse_day(text: str) -> date:
         return date.fromisoformat(text.strip())
     except ValueError:
         raise InvalidInput(f"--date {text!r} is not a date like 2026-11-29") from None
+
+
+def parse_since(text: str) -> datetime:
+    """A `--since` option: an ISO date or date-time, aware and in UTC (no offset means UTC)."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        try:
+            day = date.fromisoformat(text.strip())
+        except ValueError:
+            raise InvalidInput(
+                f"--since {text!r} is not an ISO date or date-time (e.g. 2026-11-28 or "
+                "2026-11-28T06:00+03:00)"
+            ) from None
+        parsed = datetime(day.year, day.month, day.day)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def parse_now(text: str) -> datetime:

@@ -10,7 +10,14 @@ from typing import Annotated
 import typer
 
 from digest.catalog import topics
-from digest.cli.context import actor, app_context, print_json, progress_bar, refuse_overwrite
+from digest.cli.context import (
+    actor,
+    app_context,
+    parse_since,
+    print_json,
+    progress_bar,
+    refuse_overwrite,
+)
 from digest.cli.terminal import markup, plain
 from digest.db.engine import session_scope
 from digest.errors import InvalidInput
@@ -302,7 +309,7 @@ def unsuppress(
             typer.echo(plain(f"{line.email}: suppression ({line.reason}) lifted"))
             return
         run = suppressions.RunFilter(
-            since=suppressions.parse_since(since or ""),
+            since=parse_since(since or ""),
             reason_code=reason_code,
             list_id=lists.get_list(session, list_slug).id if list_slug else None,
             edition_id=edition,

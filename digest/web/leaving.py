@@ -25,7 +25,6 @@ from subscribers.people import Consent
 
 log = logging.getLogger(__name__)
 BUSY = (OperationalError, PoolTimeout)  # locked, timed out, or unreachable: spool it
-DEFAULT_BUSY_MS = 30_000  # what digest.db.engine gives every SQLite connection
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,8 @@ def brief_session(engine: Engine, seconds: float) -> Iterator[Session]:
     """A committing session that waits at most `seconds` for a lock, then raises."""
     with engine.connect() as connection:
         sqlite = is_sqlite(engine)
-        if sqlite:
+        if sqlite:  # the pooled connection's own timeout is put back afterwards
+            usual = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
             connection.exec_driver_sql(f"PRAGMA busy_timeout={int(seconds * 1000)}")
             connection.commit()
         try:
@@ -61,7 +61,7 @@ def brief_session(engine: Engine, seconds: float) -> Iterator[Session]:
         finally:
             if sqlite:
                 connection.rollback()
-                connection.exec_driver_sql(f"PRAGMA busy_timeout={DEFAULT_BUSY_MS}")
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={int(usual or 0)}")
                 connection.commit()
 
 

@@ -15,7 +15,6 @@ from subscribers.suppressions import (
     Audit,
     RunFilter,
     lifted,
-    parse_since,
     run_suppressions,
     unsuppress,
     unsuppress_run,
@@ -130,13 +129,6 @@ def test_one_runs_bounces_are_lifted_and_nothing_else(session: Session) -> None:
         "manual@example.org",
     }
     assert len(session.exec(select(LiftedSuppression)).all()) == 3
-
-
-def test_since_takes_an_iso_time_or_a_date() -> None:
-    assert parse_since("2026-11-29T09:00+03:00") == RUN
-    assert parse_since("2026-11-29") == datetime(2026, 11, 29, tzinfo=UTC)
-    with pytest.raises(InvalidInput, match="--since"):
-        parse_since("yesterday")
 
 
 def test_the_command_lifts_one_address_or_a_run(cli: Cli, session: Session) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
 from sqlmodel import Session
 
 from digest.catalog import articles
@@ -13,26 +12,7 @@ from digest.catalog.topics import add_topic, topic_views
 from digest.catalog.views import TopicView
 from digest.catalog.windows import edition_window
 from digest.db.models import Article, ArticleTopic, TagReason, Topic
-from digest.errors import InvalidInput
 from subscribers.models import MailingList
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2026-11-28", datetime(2026, 11, 28, tzinfo=UTC)),
-        ("2026-11-28T06:30", datetime(2026, 11, 28, 6, 30, tzinfo=UTC)),
-        ("2026-11-28T06:30+03:00", datetime(2026, 11, 28, 3, 30, tzinfo=UTC)),
-        ("2026-11-28T06:30:00Z", datetime(2026, 11, 28, 6, 30, tzinfo=UTC)),
-    ],
-)
-def test_parse_since(text: str, expected: datetime) -> None:
-    assert articles.parse_since(text) == expected
-
-
-def test_parse_since_refuses_what_is_not_iso() -> None:
-    with pytest.raises(InvalidInput, match="not an ISO date"):
-        articles.parse_since("28/11/2026")
 
 
 def test_list_newest_ingested_first_with_filters(session: Session) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
-from digest.cli.context import progress_bar
+from digest.cli.context import parse_since, progress_bar
+from digest.errors import InvalidInput
 from tests.helpers.cli import Cli
 
 
@@ -58,3 +61,28 @@ def test_commands_never_write_over_an_existing_file_without_force(cli: Cli, tmp_
     for command in refused:
         cli(*command, "--force")
     assert mine.read_text(encoding="utf-8") != "the user's own file"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-28", datetime(2026, 11, 28, tzinfo=UTC)),
+        ("2026-11-28T06:30", datetime(2026, 11, 28, 6, 30, tzinfo=UTC)),
+        ("2026-11-28T06:30+03:00", datetime(2026, 11, 28, 3, 30, tzinfo=UTC)),
+        ("2026-11-28T06:30:00Z", datetime(2026, 11, 28, 6, 30, tzinfo=UTC)),
+    ],
+)
+def test_parse_since(text: str, expected: datetime) -> None:
+    assert parse_since(text) == expected
+
+
+def test_parse_since_refuses_what_is_not_iso() -> None:
+    with pytest.raises(InvalidInput, match="not an ISO date"):
+        parse_since("28/11/2026")
+
+
+def test_since_takes_an_iso_time_or_a_date() -> None:
+    assert parse_since("2026-11-29T09:00+03:00") == datetime(2026, 11, 29, 6, tzinfo=UTC)
+    assert parse_since("2026-11-29") == datetime(2026, 11, 29, tzinfo=UTC)
+    with pytest.raises(InvalidInput, match="--since"):
+        parse_since("yesterday")
