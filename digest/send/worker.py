@@ -131,6 +131,9 @@ class Worker:
                 elif not await self._send_logged(batch):
                     await self._idle(stop)
             await self._guarded(self._settle())  # stopping: nothing held is left behind
+            # A worker stopped right after the last batch closes what it finished: otherwise
+            # the edition would stay `sending` until some worker next finds the queue empty.
+            self._close_editions()
 
     def _claim(self) -> list[Claimed] | None:
         """The next batch ([] when nothing is claimable, None when the database is away)."""
