@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -22,6 +19,16 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from digest.errors import ConfigError
+from digest.settings_fields import (
+    Address,
+    DnsName,
+    Host,
+    OptionalAddress,
+    OptionalDnsName,
+    valid,
+)
+from digest.settings_fields import Section as _Section
+from digest.settings_fields import check as _check
 from digest.settings_sources import DEFAULT_CONFIG as DEFAULT_CONFIG
 from digest.settings_sources import (
     DictSource,
@@ -32,11 +39,8 @@ from digest.settings_sources import (
     read_toml,
 )
 from digest.settings_sources import parse_override as parse_override
-from digest.text.controls import control_problem
 from digest.text.locators import (
-    address_problem,
     database_url_problem,
-    hostname_problem,
     web_url_problem,
 )
 from digest.text.placeholders import placeholder_problems
@@ -44,48 +48,10 @@ from digest.text.placeholders import placeholder_problems
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "placeholder"})
 MIN_SECRET_BYTES = 32  # web.secret_key signs every link: shorter keys can be searched
 SECRET_HOWTO = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
-_SECRETS = frozenset({"password", "secret_key"})
-
-
-def _check(problem: str | None) -> None:
-    if problem is not None:
-        raise ValueError(problem)
-
-
-def _valid(problem: Callable[[str], str | None], *, optional: bool = False) -> AfterValidator:
-    def check(value: str) -> str:
-        if value or not optional:
-            _check(problem(value))
-        return value
-
-    return AfterValidator(check)
-
-
-# Every setting that names a host or an address is checked when the settings load.
-Host = Annotated[str, _valid(hostname_problem)]
-DnsName = Annotated[str, _valid(lambda v: hostname_problem(v, ip_allowed=False))]
-Address = Annotated[str, _valid(address_problem)]
-OptionalAddress = Annotated[str, _valid(address_problem, optional=True)]
-OptionalDnsName = Annotated[
-    str, _valid(lambda v: hostname_problem(v, ip_allowed=False), optional=True)
-]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*")
-    @classmethod
-    def _no_controls(cls, value: Any, info: ValidationInfo) -> Any:
-        # Settings end up in headers (From, List-Id, User-Agent) and links: a line break or
-        # control character there is an injection; a bidi control disguises the value.
-        if isinstance(value, str) and info.field_name not in _SECRETS:
-            _check(control_problem(value))
-        return value
 
 
 class DatabaseSettings(_Section):
-    url: Annotated[str, _valid(database_url_problem)] = "sqlite:///./var/digest.sqlite3"
+    url: Annotated[str, valid(database_url_problem)] = "sqlite:///./var/digest.sqlite3"
     busy_timeout_seconds: float = Field(30.0, ge=0, le=3600)
 
 
@@ -276,6 +242,57 @@ class WorkersSettings(_Section):
     poll_seconds: float = Field(2.0, gt=0, le=3600)
 
 
+class ImapSettings(_Section):
+    """`[inbound.imap]`: a hosted mailbox that bounces land in, polled by the scheduler."""
+
+    host: str = ""  # empty: no polling
+    port: int = Field(993, ge=1, le=65535)
+    tls: bool = True  # implicit TLS (port 993); false: plain IMAP, upgraded when starttls
+    starttls: bool = False
+    user: str = ""
+    password: str = ""  # DIGEST_INBOUND__IMAP__PASSWORD
+    folder: str = Field("INBOX", min_length=1)
+    processed_folder: str = Field("Processed", min_length=1)
+    human_folder: str = Field("Needs-human", min_length=1)
+    poll_minutes: float = Field(5.0, gt=0, le=1440)
+    batch: int = Field(200, ge=1, le=10_000)
+    timeout: float = Field(60.0, gt=0, le=3600)
+
+
+class EspSettings(_Section):
+    """`[inbound.esp]`: providers' event webhooks; each stays off until its secret is set."""
+
+    ses_topic_arns: list[str] = Field(default_factory=list)  # empty: SES webhook off
+    postmark_user: str = ""
+    postmark_password: str = ""
+    sendgrid_public_key: str = ""  # base64 DER of the ECDSA key, as SendGrid shows it
+    mailgun_signing_key: str = ""
+    max_age_seconds: float = Field(300.0, gt=0, le=86_400)
+
+
+class InboundSettings(_Section):
+    """`[inbound]`: the bounce domain, its MX (`digest inbound`) and the bounce policy."""
+
+    domain: OptionalDnsName = ""  # empty: envelope sender stays sender.from_address
+    host: Host = "127.0.0.1"
+    port: int = Field(2525, ge=1, le=65535)
+    mailboxes: list[str] = Field(default_factory=lambda: ["postmaster", "abuse"])
+    max_message_bytes: int = Field(10_000_000, ge=10_000, le=200_000_000)
+    max_nesting: int = Field(5, ge=1, le=50)
+    command_timeout_seconds: float = Field(60.0, gt=0, le=3600)
+    connection_timeout_seconds: float = Field(600.0, gt=0, le=86_400)
+    tls_cert: str = ""
+    tls_key: str = ""
+    keep_days: int = Field(30, ge=1, le=3650)
+    soft_bounce_limit: int = Field(3, ge=1, le=1000)
+    soft_bounce_days: float = Field(14.0, gt=0, le=365)
+    pause_bounce_rate: float = Field(0.05, gt=0, le=1)
+    pause_complaint_rate: float = Field(0.003, gt=0, le=1)
+    pause_min_sample: int = Field(200, ge=1, le=10_000_000)
+    imap: ImapSettings = ImapSettings()
+    esp: EspSettings = EspSettings()
+
+
 class Settings(BaseSettings):
     """Every setting of the engine; built once by `load_settings` and passed down."""
 
@@ -294,6 +311,7 @@ class Settings(BaseSettings):
     render: RenderSettings = RenderSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     workers: WorkersSettings = WorkersSettings()
+    inbound: InboundSettings = InboundSettings()
 
     def check_secrets(self) -> None:
         """Refuse placeholder secrets outside development, naming the variable to set."""
@@ -304,6 +322,11 @@ class Settings(BaseSettings):
             raise ConfigError(f"web.secret_key {problem}: {_SECRET_FIX}")
         if self.smtp.username and not self.smtp.password:
             raise ConfigError("smtp.username is set but no password: set DIGEST_SMTP__PASSWORD")
+        imap = self.inbound.imap
+        if imap.host and not imap.password:
+            raise ConfigError(
+                "inbound.imap.host is set but no password: set DIGEST_INBOUND__IMAP__PASSWORD"
+            )
 
     def link_secret_warning(self, *, listen_host: str | None = None) -> str | None:
         """None when web.secret_key can sign links. A weak key (a placeholder, or under

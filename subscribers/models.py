@@ -37,6 +37,7 @@ class SubscriptionStatus(StrEnum):
 
 class SuppressionReason(StrEnum):
     HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"  # [inbound] soft_bounce_limit soft bounces in a row
     COMPLAINT = "complaint"
     MANUAL = "manual"
 

@@ -270,7 +270,7 @@ def suppress(
     normalized, key = normalize_address(email, smtputf8=True)  # any address may be blocked
     if reason not in {r.value for r in SuppressionReason}:
         raise InvalidInput(
-            f"suppression reason {reason!r} is not one of hard_bounce, complaint, manual"
+            f"suppression reason {reason!r} is not one of hard_bounce, soft_bounce, complaint, manual"
         )
     found = session.exec(select(Suppression).where(Suppression.email_key == key)).first()
     if found is None:

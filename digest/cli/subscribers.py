@@ -252,7 +252,7 @@ def suppress(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Email address.")],
     reason: Annotated[
-        str, typer.Option("--reason", help="hard_bounce, complaint or manual.")
+        str, typer.Option("--reason", help="hard_bounce, soft_bounce, complaint or manual.")
     ] = "manual",
 ) -> None:
     """Never mail an address again, on any list.

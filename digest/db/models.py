@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from digest.clock import utcnow
@@ -209,7 +209,8 @@ class Delivery(SQLModel, table=True):
     locale: str = Field(default="ar", max_length=8)
     topic_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     article_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    message_id: str | None = Field(default=None, max_length=255)
+    # Indexed: a bounce whose VERP address was rewritten is traced back by the Message-ID.
+    message_id: str | None = Field(default=None, max_length=255, index=True)
     smtp_code: int | None = None
     smtp_message: str = ""
     created_at: datetime = Field(default_factory=utcnow)
@@ -288,3 +289,64 @@ class EditorSession(SQLModel, table=True):
     last_seen_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     revoked_at: datetime | None = None
+
+
+class InboundKind(StrEnum):
+    """What one inbound message (or ESP event) is: exactly one of these."""
+
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    DELAYED = "delayed"  # a delivery-delay warning: recorded, never counted
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"  # mail to the `u-` mailto address
+    AUTO_REPLY = "auto_reply"
+    CHALLENGE = "challenge"  # challenge-response ("confirm you are human")
+    UNKNOWN = "unknown"
+
+
+class InboundMessage(SQLModel, table=True):
+    """The raw bytes of a message that came in (or an ESP payload), kept `[inbound] keep_days`
+    for audit. `sha256` is unique: the same message delivered twice is processed once."""
+
+    __tablename__ = "inbound_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    source: str = Field(max_length=16)  # smtp, file, stdin, imap, ses, postmark, sendgrid, mailgun
+    sha256: str = Field(index=True, unique=True, max_length=64)
+    size: int = 0
+    envelope_from: str = Field(default="", max_length=320)
+    envelope_to: str = Field(default="", max_length=2000)  # RCPT TO addresses, comma separated
+    raw: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+
+
+class InboundEvent(SQLModel, table=True):
+    """What an inbound message meant and what was done about it (kept after the raw bytes go).
+
+    Plain ids for delivery, subscriber, list and edition (no foreign keys): the record outlives
+    them, like a suppression's."""
+
+    __tablename__ = "inbound_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    source: str = Field(max_length=16)
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    message_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("inbound_message.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
+    delivery_id: int | None = Field(default=None, index=True)
+    subscriber_id: int | None = Field(default=None, index=True)
+    list_id: int | None = None
+    edition_id: int | None = Field(default=None, index=True)
+    address: str = Field(default="", max_length=320)
+    email_key: str = Field(default="", max_length=320, index=True)
+    status: str = Field(default="", max_length=16)  # RFC 3463 enhanced code, "5.1.1"
+    smtp_code: int | None = None
+    diagnostic: str = Field(default="", max_length=1000)
+    reason: str = Field(default="", max_length=300)  # how it was identified, or why "unknown"
+    action: str = Field(default="", max_length=100)  # what was done: suppressed, counted 2/3 …
+    external_id: str | None = Field(default=None, max_length=255, unique=True)  # an ESP event id

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from sqlalchemy import Table
 
-from digest.db.models import Article, ArticleTopic, Delivery, Edition, Event, Link, Topic
+from digest.db.models import (
+    Article,
+    ArticleTopic,
+    Delivery,
+    Edition,
+    Event,
+    InboundEvent,
+    InboundMessage,
+    Link,
+    Topic,
+)
 
 
 def table_of(model: type) -> Table:
@@ -19,5 +29,7 @@ ARTICLE_TOPIC = table_of(ArticleTopic)
 DELIVERY = table_of(Delivery)
 EDITION = table_of(Edition)
 EVENT = table_of(Event)
+INBOUND_EVENT = table_of(InboundEvent)
+INBOUND_MESSAGE = table_of(InboundMessage)
 LINK = table_of(Link)
 TOPIC = table_of(Topic)
