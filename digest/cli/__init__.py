@@ -11,11 +11,13 @@ from typer.core import TyperGroup
 
 from digest.cli import (
     articles,
+    bounces,
     db,
     demo,
     editions,
     editors,
     feeds,
+    inbound,
     ingest,
     lists,
     preview,
@@ -101,6 +103,8 @@ app.command("scheduler")(scheduler.run)
 app.command("stats")(stats.run)
 app.command("serve")(serve.run)
 app.command("worker")(worker.run)
+app.add_typer(inbound.app, name="inbound")
+app.add_typer(bounces.app, name="bounces")
 
 
 def main() -> None:
