@@ -283,6 +283,7 @@ class InboundSettings(_Section):
     connection_timeout_seconds: float = Field(600.0, gt=0, le=86_400)
     tls_cert: str = ""
     tls_key: str = ""
+    spool_dir: str = ""  # empty: "inbound-spool" beside the SQLite file, else var/inbound-spool
     keep_days: int = Field(30, ge=1, le=3650)
     soft_bounce_limit: int = Field(3, ge=1, le=1000)
     soft_bounce_days: float = Field(14.0, gt=0, le=365)

@@ -25,6 +25,7 @@ def check(problem: str | None) -> None:
 
 def valid(problem: Callable[[str], str | None], *, optional: bool = False) -> AfterValidator:
     """A validator running `problem` on the value (an empty value passes when optional)."""
+
     def checked(value: str) -> str:
         if value or not optional:
             check(problem(value))

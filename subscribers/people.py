@@ -269,9 +269,8 @@ def suppress(
     """Never mail this address again, on any list (idempotent)."""
     normalized, key = normalize_address(email, smtputf8=True)  # any address may be blocked
     if reason not in {r.value for r in SuppressionReason}:
-        raise InvalidInput(
-            f"suppression reason {reason!r} is not one of hard_bounce, soft_bounce, complaint, manual"
-        )
+        known = ", ".join(r.value for r in SuppressionReason)
+        raise InvalidInput(f"suppression reason {reason!r} is not one of {known}")
     found = session.exec(select(Suppression).where(Suppression.email_key == key)).first()
     if found is None:
         found = Suppression(email=normalized, email_key=key, reason=reason, note=clean_line(note))

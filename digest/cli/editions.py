@@ -14,6 +14,7 @@ from digest.clock import utcnow
 from digest.db.engine import session_scope
 from digest.db.models import Edition, EditorAction
 from digest.editions import workflow as editions
+from digest.inbound.paused import brake_pause
 from digest.preview.edition import EditionOverview, overview
 
 app = typer.Typer(
@@ -100,6 +101,9 @@ def show(
     echo = context.console.print
     slug = markup(found.mailing_list.slug)
     echo(f"[bold]edition {edition_id}[/bold]: {slug} {found.edition.local_date}")
+    paused = brake_pause(edition_id, found.edition.status, history)
+    if paused is not None:
+        echo(plain(paused.line()), style="bold red", markup=False, highlight=False, soft_wrap=True)
     for key in ("status", "pinned", "top", "excluded", "topic_order", "subjects", "note"):
         echo(f"{key}: {plain(described[key])}", markup=False, highlight=False)
     for segment in described["segments"]:
@@ -307,6 +311,8 @@ def _describe(found: EditionOverview, history: list[EditorAction]) -> dict[str, 
         for view in found.segments
     ]
     described["nothing_new"] = found.nothing_new
+    paused = brake_pause(found.edition.id or 0, found.edition.status, history)
+    described["brake"] = paused.as_dict() if paused is not None else None
     described["actions"] = [
         {"at": a.at.isoformat(timespec="seconds"), "actor": a.actor, "action": a.action,
          "detail": a.detail}

@@ -1,4 +1,5 @@
-"""`digest stats`: per-edition delivery, open (human and machine apart) and click figures."""
+"""`digest stats`: per-edition delivery, open (human and machine apart), click and bounce
+figures."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show each edition's sent, delivered, failures, human and machine opens, clicks, top
-    links, unsubscribes and complaints, with rates over delivered messages.
+    links, unsubscribes, and what came back by mail: hard and soft bounces, complaints and
+    mailto unsubscribes; with rates over delivered messages.
 
     Example: digest stats --list daily --json
     """
@@ -45,6 +47,10 @@ def _rows(stats: EditionStats) -> list[tuple[str, str]]:
         rate = stats.rate(count)
         return f"{count} ({rate:.1%})" if rate is not None else str(count)
 
+    def fine(count: int) -> str:  # bounce and complaint thresholds are fractions of a percent
+        rate = stats.rate(count)
+        return f"{count} ({rate:.2%})" if rate is not None else str(count)
+
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.machine_reasons.items()))
     rows = [
         ("sent", str(stats.sent)),
@@ -56,7 +62,10 @@ def _rows(stats: EditionStats) -> list[tuple[str, str]]:
         ("clicks", pct(stats.clicks)),
         ("machine clicks", str(stats.machine_clicks)),
         ("unsubscribes", pct(stats.unsubscribes)),
-        ("complaints", pct(stats.complaints)),
+        ("hard bounces", fine(stats.hard_bounces)),
+        ("soft bounces", fine(stats.soft_bounces)),
+        ("complaints", fine(stats.complaints)),
+        ("mailto unsubscribes", fine(stats.mailto_unsubscribes)),
     ]
     rows += [
         (f"top link {i}", f"{link.clicks}  {link.url}") for i, link in enumerate(stats.top_links, 1)

@@ -19,6 +19,9 @@ from digest.clock import utcnow
 from digest.config import Settings
 from digest.db.engine import session_scope
 from digest.db.locks import Busy
+from digest.inbound.imap import ImapError, poll
+from digest.inbound.process import InboundUnavailable, Processor
+from digest.inbound.store import purge_raw
 from digest.ingest import feeds as feed_store
 from digest.ingest.pipeline import FeedStatus, ingest
 from digest.render.renderer import Renderer, RenderOptions
@@ -141,11 +144,37 @@ class Jobs:
         """Send every list's failed deliveries whose next attempt time has come."""
         return self._each_list(plan=False)
 
+    def inbound(self) -> Counts:
+        """Poll `[inbound.imap]` once: store and apply new bounces, complaints and mailto
+        unsubscribes, and move them out of the folder (unknown ones to a person's folder).
+        The database or the server away: nothing is moved, and the next poll tries again."""
+        imap = self.settings.inbound.imap
+        if not imap.host:
+            return {}
+        processor = Processor(self.engine, self.settings, clock=self.clock)
+        try:
+            tally = poll(
+                imap,
+                processor.process,
+                max_bytes=self.settings.inbound.max_message_bytes,
+                stop=self.stop,
+            )
+        except (InboundUnavailable, ImapError) as exc:
+            logger.warning("inbound: %s; nothing moved, the next poll takes them again", exc)
+            return {"failed": 1}
+        return {**tally.counts(), "failed": len(tally.unreadable)}
+
     def housekeeping(self) -> Counts:
-        """Delete tracking events older than `[scheduler] retention_days`."""
-        days = self.settings.scheduler.retention_days
-        before = self.clock() - timedelta(days=days)
-        return {"events_pruned": prune_events(self.engine, before=before, stop=self.stop)}
+        """Delete tracking events older than `[scheduler] retention_days`, and the raw bytes
+        of inbound messages older than `[inbound] keep_days` (their events stay)."""
+        now = self.clock()
+        before = now - timedelta(days=self.settings.scheduler.retention_days)
+        pruned = prune_events(self.engine, before=before, stop=self.stop)
+        kept = now - timedelta(days=self.settings.inbound.keep_days)
+        return {
+            "events_pruned": pruned,
+            "inbound_purged": purge_raw(self.engine, kept, stop=self.stop),
+        }
 
     def _each_list(self, *, plan: bool) -> Counts:
         with session_scope(self.engine) as session:

@@ -103,7 +103,8 @@ def run_job(name: str, work: Callable[[], Counts]) -> JobRun:
 
 
 def job_specs(jobs: Jobs, config: SchedulerSettings) -> list[JobSpec]:
-    """The four jobs, in the order `--once` runs them (fresh articles before dispatch).
+    """The jobs, in the order `--once` runs them (fresh articles, then bounces polled from
+    `[inbound.imap]` when its host is set, before dispatch).
 
     Dispatch and retry share a one-thread pool: both take each list's send lock, and a
     dispatch tick must not find its list busy with our own retry tick at a subscriber's hour.
@@ -117,12 +118,18 @@ def job_specs(jobs: Jobs, config: SchedulerSettings) -> list[JobSpec]:
     dispatch, dispatch_grace = every(config.dispatch_minutes)
     retry, retry_grace = every(config.retry_minutes)
     daily = CronTrigger(hour=config.housekeeping_hour, timezone=config.timezone)
-    return [
+    specs = [
         JobSpec("ingest", jobs.ingest, ingest, ingest_grace),
         JobSpec("dispatch", jobs.dispatch, dispatch, dispatch_grace, "sending"),
         JobSpec("retry", jobs.retry, retry, retry_grace, "sending"),
         JobSpec("housekeeping", jobs.housekeeping, daily, 3600),
     ]
+    imap = jobs.settings.inbound.imap
+    if imap.host:
+        # Before dispatch: bounces read first keep the next digests from dead addresses.
+        inbound, inbound_grace = every(imap.poll_minutes)
+        specs.insert(1, JobSpec("inbound", jobs.inbound, inbound, inbound_grace))
+    return specs
 
 
 def build_scheduler(

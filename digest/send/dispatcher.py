@@ -30,18 +30,12 @@ from digest.render.compiled import CompiledDigest
 from digest.render.renderer import Recipient, Renderer, RenderOptions
 from digest.selection.due import PlanRequest, due_in_batches
 from digest.selection.segments import Issue, build_segment
+from digest.send.addressing import DeliveryAddresses
 from digest.send.breaker import Breaker, BreakerOptions
 from digest.send.claim import claim, requeue
 from digest.send.claimed import Claimed
 from digest.send.halt import halt
-from digest.send.mime import (
-    DkimSigner,
-    EncodedSlots,
-    MessageParts,
-    MessageTemplate,
-    SharedHeaders,
-    make_message_id,
-)
+from digest.send.mime import DkimSigner, EncodedSlots, MessageParts, MessageTemplate, SharedHeaders
 from digest.send.outcome import Envelope, Outcome, Sender
 from digest.send.plan import plan_batches
 from digest.send.record import Attempt, Recorder, RecordOptions
@@ -71,6 +65,8 @@ class DispatchOptions:
     # `[workers] enabled` on PostgreSQL: plan here, `digest worker` processes send.
     plan_only: bool = False
     breaker: BreakerOptions = field(default_factory=BreakerOptions)
+    # Each delivery's envelope sender, mailto, Message-ID (None: without a bounce domain).
+    addresses: DeliveryAddresses | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> DispatchOptions:
@@ -86,6 +82,7 @@ class DispatchOptions:
             concurrency=settings.smtp.connections,
             policy=RetryPolicy.from_settings(settings.smtp),
             breaker=BreakerOptions.from_settings(settings.smtp),
+            addresses=DeliveryAddresses.from_settings(settings),
             plan_only=settings.workers.enabled
             and make_url(settings.database.url).get_backend_name() != "sqlite",
         )
@@ -130,6 +127,9 @@ class Dispatcher:
         self.options = options
         self.renderer = hooks.renderer or Renderer(options.render)
         self.signer = Signer(options.secret_key)
+        self.addresses = options.addresses or DeliveryAddresses.without_bounce_domain(
+            options.sender, options.secret_key
+        )
         self.dkim = options.dkim
         self.progress = hooks.progress
         self.clock = hooks.clock
@@ -333,7 +333,7 @@ class Dispatcher:
             self.signer, subscriber_id=item.subscriber_id, list_id=item.list_id, delivery_id=item.id
         )
         values = compiled.digest.slot_values(Recipient.with_tokens(item.name, tokens))
-        message_id = make_message_id(self.options.sender.list_id_domain)
+        named = self.addresses.of(item.id, tokens.unsubscribe)
         data = compiled.template.build(
             MessageParts(
                 to_address=item.email,
@@ -341,19 +341,14 @@ class Dispatcher:
                 html=compiled.html.fill(values.html),
                 text=compiled.text.fill(values.text),
                 unsubscribe_url=values.unsubscribe_url,
-                unsubscribe_mailto=self._mailto(tokens.unsubscribe),
-                message_id=message_id,
+                unsubscribe_mailto=named.unsubscribe_mailto,
+                message_id=named.message_id,
             )
         )
         outcome = await self.sender.send(
-            Envelope(sender=self.options.sender.from_address, recipient=item.email, data=data)
+            Envelope(sender=named.envelope_sender, recipient=item.email, data=data)
         )
-        return Attempt(item, outcome, self.clock(), message_id, compiled.digest.article_ids)
-
-    def _mailto(self, token: str) -> str:
-        sender = self.options.sender
-        address = sender.unsubscribe_address or f"unsubscribe@{sender.list_id_domain}"
-        return f"mailto:{address}?subject=unsubscribe%20{token}"
+        return Attempt(item, outcome, self.clock(), named.message_id, compiled.digest.article_ids)
 
     def _compile(self, item: Claimed) -> _CompiledSegment:
         key = item.segment_key

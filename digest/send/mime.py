@@ -69,9 +69,11 @@ def clean_header_value(value: str) -> str:
     return " ".join(value.translate(_CONTROLS).split())
 
 
-def make_message_id(domain: str) -> str:
-    """A new globally unique Message-ID on `domain`, angle brackets included."""
-    return f"<{uuid.uuid4().hex}@{clean_header_value(domain)}>"
+def make_message_id(domain: str, prefix: str = "") -> str:
+    """A new globally unique Message-ID on `domain`, angle brackets included; `prefix` (a
+    delivery's VERP token) starts it, so a bounce's returned headers name the delivery."""
+    unique = f"{prefix}.{uuid.uuid4().hex}" if prefix else uuid.uuid4().hex
+    return f"<{unique}@{clean_header_value(domain)}>"
 
 
 def _check_address(address: str, what: str, *, utf8_local: bool = False) -> str:

@@ -1,8 +1,12 @@
-"""Per-edition figures: delivery outcomes, human and machine opens, clicks, unsubscribes.
+"""Per-edition figures: delivery outcomes, human and machine opens, clicks, unsubscribes, and
+what came back by mail: hard and soft bounces, complaints, mailto unsubscribes.
 
-Rates are over delivered messages. Opens and clicks are unique per delivery (a person who
-opens five times is one open); machine opens (privacy proxies, scanners) are counted apart
-and broken down by reason, never mixed into human opens.
+Rates are over delivered messages (deliveries `sent`: accepted by the receiving server),
+the figure the bounce brake judges too (digest/inbound/brake.py). Every count is unique per
+delivery (a person who opens five times is one open); machine opens (privacy proxies,
+scanners) are counted apart and broken down by reason, never mixed into human opens.
+Delay warnings, auto-replies and unknown messages are stored (`digest bounces list`) but
+never counted.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, Engine, distinct, func, select
+from sqlalchemy import Connection, Engine, distinct, func, select, union
 
-from digest.db.models import DeliveryStatus, EventKind
-from digest.db.tables import DELIVERY, EDITION, EVENT, LINK
+from digest.db.models import DeliveryStatus, EventKind, InboundKind
+from digest.db.tables import DELIVERY, EDITION, EVENT, INBOUND_EVENT, LINK
 from digest.errors import NotFound
 from subscribers.tables import MAILING_LIST
 
@@ -27,6 +31,13 @@ _ATTEMPTED = (
 )
 # Events with the delivery they belong to (and so its edition).
 _EVENTS = EVENT.join(DELIVERY, DELIVERY.c.id == EVENT.c.delivery_id)
+# Inbound events counted per edition (delays, auto-replies and unknowns are not).
+_RETURNS = (InboundKind.HARD_BOUNCE.value, InboundKind.SOFT_BOUNCE.value)
+# Mailto unsubscribes: mail to the u- address, however it came in (the providers' webhook
+# unsubscribes are their own links, counted with the web ones), that took someone off a list
+# (the policy writes "none: already unsubscribed" for the others).
+_MAIL_SOURCES = ("smtp", "file", "stdin", "imap")  # digest.inbound.verdicts.Source (a later layer)
+_UNSUBSCRIBED_SOMEONE = ~func.coalesce(INBOUND_EVENT.c.action, "").startswith("none")
 
 
 @dataclass
@@ -50,8 +61,11 @@ class EditionStats:
     clicks: int = 0  # deliveries with a person's click
     machine_clicks: int = 0
     top_links: list[LinkClicks] = field(default_factory=list)
-    unsubscribes: int = 0
-    complaints: int = 0
+    unsubscribes: int = 0  # by link, form or mail
+    complaints: int = 0  # a feedback loop's report (ARF or an ESP's), or a web complaint
+    hard_bounces: int = 0  # deliveries a bounce said can never arrive
+    soft_bounces: int = 0  # deliveries a bounce said did not arrive this time
+    mailto_unsubscribes: int = 0  # of `unsubscribes`: by mail to the List-Unsubscribe mailto
 
     def rate(self, count: int) -> float | None:
         return round(count / self.delivered, 4) if self.delivered else None
@@ -63,6 +77,9 @@ class EditionStats:
             "click": self.rate(self.clicks),
             "unsubscribe": self.rate(self.unsubscribes),
             "complaint": self.rate(self.complaints),
+            "hard_bounce": self.rate(self.hard_bounces),
+            "soft_bounce": self.rate(self.soft_bounces),
+            "mailto_unsubscribe": self.rate(self.mailto_unsubscribes),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -87,6 +104,7 @@ def edition_stats(
         ids = list(editions)
         _count_deliveries(connection, editions, ids)
         _count_events(connection, editions, ids)
+        _count_returns(connection, editions, ids)
         _count_machine_reasons(connection, editions, ids)
         _find_top_links(connection, editions, ids, top_links)
     return list(editions.values())
@@ -159,6 +177,71 @@ def _count_events(
         _count(editions[eid], kind, bool(machine), count)
 
 
+def _count_returns(
+    connection: Connection, editions: Mapping[int, EditionStats], ids: list[int]
+) -> None:
+    """Bounces, complaints and mailto unsubscribes, unique per delivery.
+
+    A complaint or an unsubscribe may be both an inbound event and a tracking event (a web
+    complaint, the one-click record of a mailto unsubscribe): the union counts it once."""
+    inbound = (
+        select(
+            INBOUND_EVENT.c.edition_id,
+            INBOUND_EVENT.c.kind,
+            func.count(distinct(INBOUND_EVENT.c.delivery_id)),
+        )
+        .where(
+            INBOUND_EVENT.c.edition_id.in_(ids),
+            INBOUND_EVENT.c.delivery_id.is_not(None),
+            INBOUND_EVENT.c.kind.in_(_RETURNS),
+        )
+        .group_by(INBOUND_EVENT.c.edition_id, INBOUND_EVENT.c.kind)
+    )
+    for eid, kind, count in connection.execute(inbound):
+        stats = editions[eid]
+        if kind == InboundKind.HARD_BOUNCE:
+            stats.hard_bounces = count
+        elif kind == InboundKind.SOFT_BOUNCE:
+            stats.soft_bounces = count
+    for eid, count in connection.execute(
+        select(INBOUND_EVENT.c.edition_id, func.count(distinct(INBOUND_EVENT.c.delivery_id)))
+        .where(
+            INBOUND_EVENT.c.edition_id.in_(ids),
+            INBOUND_EVENT.c.delivery_id.is_not(None),
+            INBOUND_EVENT.c.kind == InboundKind.UNSUBSCRIBE.value,
+            INBOUND_EVENT.c.source.in_(_MAIL_SOURCES),  # a provider's webhook is not mailto
+            _UNSUBSCRIBED_SOMEONE,
+        )
+        .group_by(INBOUND_EVENT.c.edition_id)
+    ):
+        editions[eid].mailto_unsubscribes = count
+    for kind in (EventKind.COMPLAINT, EventKind.UNSUBSCRIBE):
+        for eid, count in _either(connection, ids, kind):
+            if kind == EventKind.COMPLAINT:
+                editions[eid].complaints = count
+            else:
+                editions[eid].unsubscribes = count
+
+
+def _either(connection: Connection, ids: list[int], kind: EventKind) -> list[tuple[int, int]]:
+    """(edition, deliveries) with a `kind` tracking event or inbound event, per edition."""
+    both = union(
+        select(DELIVERY.c.edition_id.label("edition_id"), EVENT.c.delivery_id.label("delivery"))
+        .select_from(_EVENTS)
+        .where(DELIVERY.c.edition_id.in_(ids), EVENT.c.kind == kind.value),
+        select(
+            INBOUND_EVENT.c.edition_id.label("edition_id"),
+            INBOUND_EVENT.c.delivery_id.label("delivery"),
+        ).where(
+            INBOUND_EVENT.c.edition_id.in_(ids),
+            INBOUND_EVENT.c.delivery_id.is_not(None),
+            INBOUND_EVENT.c.kind == kind.value,  # the kinds share their names
+        ),
+    ).subquery()
+    query = select(both.c.edition_id, func.count()).group_by(both.c.edition_id)
+    return [(eid, count) for eid, count in connection.execute(query)]
+
+
 def _count_machine_reasons(
     connection: Connection, editions: Mapping[int, EditionStats], ids: list[int]
 ) -> None:
@@ -209,7 +292,3 @@ def _count(stats: EditionStats, kind: str, machine: bool, count: int) -> None:
             stats.machine_clicks = count
         else:
             stats.clicks = count
-    elif kind == EventKind.UNSUBSCRIBE:
-        stats.unsubscribes += count
-    elif kind == EventKind.COMPLAINT:
-        stats.complaints += count

@@ -21,6 +21,9 @@ from enum import StrEnum
 from digest.tracking.tokens import MAX_ROW_ID, BadToken
 
 _MAC_CHARS = 13
+# Distinct look-alike tokens checked in one text at most: a real bounce holds a handful
+# (envelope, Return-Path, Message-ID, List-Unsubscribe); each check is an HMAC.
+MAX_CANDIDATES = 32
 _ALPHABET36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _TOKEN = re.compile(r"(?<![0-9a-z])([bu])-([0-9a-z]{1,7})-([a-z2-7]{13})(?![0-9a-z])")
 
@@ -71,8 +74,10 @@ class Verp:
         object.__setattr__(self, "domain", self.domain.lower().rstrip("."))
 
     def _mac(self, kind: VerpKind, delivery_id: int) -> str:
-        digest = hmac.new(self._key, f"{kind.value}:{delivery_id}".encode(), hashlib.sha256)
-        return b32encode(digest.digest()).decode("ascii")[:_MAC_CHARS].lower()
+        # 13 base-32 characters need only the first 10 bytes: the same characters as
+        # encoding all 32, at a third of the cost (b32encode is pure Python), once a message.
+        digest = hmac.digest(self._key, f"{kind.value}:{delivery_id}".encode(), "sha256")
+        return b32encode(digest[:10]).decode("ascii")[:_MAC_CHARS].lower()
 
     def token(self, kind: VerpKind, delivery_id: int) -> str:
         """The local part: `b-1f3-abcdefghijk23`."""
@@ -109,9 +114,16 @@ class Verp:
     def find(self, text: str, kind: VerpKind | None = None) -> VerpRef | None:
         """The first correctly signed token anywhere in `text` (returned headers, a rewritten
         recipient such as `SRS0=…=b-…`); forged look-alikes are skipped."""
+        tried: set[str] = set()
         for found in _TOKEN.finditer(text.lower()):
+            token = found.group(0)
+            if token in tried:
+                continue
+            if len(tried) == MAX_CANDIDATES:  # a message stuffed with look-alikes: stop
+                return None
+            tried.add(token)
             try:
-                ref = self.check_token(found.group(0))
+                ref = self.check_token(token)
             except BadVerp:
                 continue
             if kind is None or ref.kind is kind:

@@ -25,6 +25,7 @@ from digest.db.models import Topic
 from digest.editions import workflow as editions
 from digest.editions.controls import Refused
 from digest.errors import DigestError, NotFound
+from digest.inbound.paused import brake_pause
 from digest.preview.edition import (
     EditionOverview,
     SegmentView,
@@ -35,6 +36,7 @@ from digest.preview.edition import (
 from digest.render.renderer import RenderedMessage
 from digest.selection.segments import Segment
 from digest.send.proof import mail_test
+from digest.tracking.stats import edition_stats
 from digest.web.context import RowId, Web, WebContext, field_value, form_int, read_form
 from digest.web.editor_auth import SignedIn, csrf_ok, signed_in, to_login
 from subscribers.lists import offered_topic_ids
@@ -170,6 +172,7 @@ def _page(web: WebContext, edition_id: int, key: str, email: str) -> dict[str, A
         history = editions.actions(session, edition_id)
         window = edition_articles(session, found.mailing_list, found.edition.local_date)
         topics = _topics(session, found.mailing_list)
+    figures = edition_stats(web.engine, edition_id=edition_id, top_links=0)
     slugs = {t.id: t.slug for t in topics}
     preview, email_problem = None, ""
     if email:
@@ -202,6 +205,8 @@ def _page(web: WebContext, edition_id: int, key: str, email: str) -> dict[str, A
         "email_problem": email_problem,
         "budget_kb": web.settings.render.max_html_bytes / 1000,
         "editable": found.edition.status in editions.EDITABLE,
+        "stats": figures[0] if figures else None,  # what came back: bounces, complaints
+        "brake": brake_pause(edition_id, found.edition.status, history),
     }
 
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from digest.db.models import Edition
+from digest.db.tables import EDITION
 from digest.editions.editors import authenticate
+from digest.editions.states import hold_sending
+from digest.inbound.brake import ACTOR as BRAKE
 from tests.helpers.cli import Cli
+from tests.helpers.outbox import NOW
+from tests.helpers.returns import sent_edition
 from tests.helpers.world import add_article, add_reader, make_world
 
 
@@ -102,3 +108,28 @@ def test_a_list_that_needs_approval(cli: Cli, session: Session) -> None:
     assert shown["needs_approval"] is True
     cli.ok("editions", "list", "--list", "breaking")
     assert len(session.exec(select(Edition)).all()) == 2  # today's and tomorrow's drafts
+
+
+def test_show_marks_an_edition_the_bounce_brake_paused(
+    cli: Cli, engine: Engine, session: Session
+) -> None:
+    sent = sent_edition(engine, session)
+    eid = str(sent.edition_id)
+    detail = "inbound brake: hard-bounce rate 50.00% (2 of 4 sent) is over 5.00%"
+    with engine.begin() as connection:
+        connection.execute(
+            update(EDITION).where(EDITION.c.id == sent.edition_id).values(status="sending")
+        )
+        hold_sending(connection, [sent.edition_id], actor=BRAKE, detail=detail, now=NOW)
+    text = cli.ok("editions", "show", eid).stdout
+    assert (
+        f"paused by the bounce brake: {detail}; release with digest editions release {eid}" in text
+    )
+    shown = json.loads(cli.ok("editions", "show", eid, "--json").stdout)
+    assert shown["status"] == "held"
+    assert shown["brake"]["detail"] == detail
+    assert shown["brake"]["release"] == f"digest editions release {eid}"
+    assert shown["actions"][-1]["actor"] == BRAKE
+    cli.ok("editions", "release", eid)
+    assert "bounce brake" not in cli.ok("editions", "show", eid).stdout
+    assert json.loads(cli.ok("editions", "show", eid, "--json").stdout)["brake"] is None

@@ -71,3 +71,11 @@ def test_terminal_text_holds_no_control_or_escape_sequence(value: str) -> None:
     shown = plain(value)
     assert not NEVER_IN_LINE & set(shown)
     assert plain(shown) == shown
+
+
+def test_lone_surrogates_become_replacement_characters() -> None:
+    # Bytes that were not UTF-8 (an SMTP command, argv, the environment) decode with
+    # "surrogateescape": stored as they are, no database or file could encode them.
+    for cleaned in (clean_line("caf\udce9@x.org\udcff"), clean_text("caf\udce9@x.org\udcff")):
+        assert cleaned == "caf\ufffd@x.org\ufffd"
+        cleaned.encode("utf-8")

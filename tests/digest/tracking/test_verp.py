@@ -73,3 +73,13 @@ def test_any_text_is_refused_or_verified_never_crashes(local: str) -> None:
     except BadVerp:
         return
     assert VERP.token(ref.kind, ref.delivery_id) == local.strip().lower()
+
+
+def test_find_checks_a_bounded_number_of_look_alikes() -> None:
+    # 50,000 forged tokens before the real one: a handful of HMACs, not 50,000 (the real one
+    # past the bound is not found, which is what a stuffed message deserves).
+    forged = " ".join(f"b-{n:x}-aaaaaaaaaaaaa" for n in range(1, 50_001))
+    real = VERP.token(VerpKind.BOUNCE, 42)
+    assert VERP.find(f"{forged} {real}") is None
+    repeated = " ".join(["b-2a-aaaaaaaaaaaaa"] * 50_000)
+    assert VERP.find(f"{repeated} {real}") == VerpRef(VerpKind.BOUNCE, 42)

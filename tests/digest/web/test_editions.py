@@ -10,10 +10,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from digest.db.models import Edition, EditorAction
+from digest.db.models import Edition, EditorAction, InboundKind
 from digest.editions.editors import add_editor
+from digest.editions.states import hold_sending
+from digest.inbound.brake import ACTOR as BRAKE
 from digest.web import editor_auth
 from digest.web.context import WebContext
+from tests.helpers.outbox import NOW
+from tests.helpers.returns import add_event, sent_edition
 from tests.helpers.web import add_news, reader
 from tests.helpers.world import World
 
@@ -191,3 +195,37 @@ def test_bad_input_gets_a_clear_message_and_changes_nothing(
     assert answer.status_code in (400, 404)
     assert message in answer.text
     assert _state(engine, edition_id) == before
+
+
+def test_the_edition_page_shows_what_came_back_and_the_brakes_pause(
+    client: TestClient, engine: Engine, session: Session
+) -> None:
+    sent = sent_edition(engine, session, n=4)
+    add_event(session, sent, InboundKind.HARD_BOUNCE, "r0@example.org")
+    add_event(session, sent, InboundKind.HARD_BOUNCE, "r0@example.org", minutes=1)
+    add_event(session, sent, InboundKind.COMPLAINT, "r1@example.org")
+    add_event(session, sent, InboundKind.UNSUBSCRIBE, "r2@example.org")
+    add_event(session, sent, InboundKind.AUTO_REPLY, "r3@example.org")
+    add_editor(session, EDITOR, PASSWORD)
+    session.commit()
+    _login(client)
+    page = f"/editor/editions/{sent.edition_id}"
+    text = client.get(page).text
+    rows = dict(re.findall(r'<tr data-kind="(\w+)"><th>[^<]*</th><td>([^<]*)</td>', text))
+    assert rows == {"hard_bounce": "١", "soft_bounce": "٠", "complaint": "١",
+                    "mailto_unsubscribe": "١"}  # fmt: skip
+    assert "٢٥.٠٠٪" in text  # 1 of 4 delivered, in the page's digits
+    assert 'id="brake"' not in text
+    detail = "inbound brake: hard-bounce rate 25.00% (1 of 4 sent) is over 5.00%"
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"UPDATE edition SET status = 'sending' WHERE id = {sent.edition_id}"
+        )
+        hold_sending(connection, [sent.edition_id], actor=BRAKE, detail=detail, now=NOW)
+    text = client.get(page).text
+    brake = re.search(r'<p class="error" role="alert" id="brake">([^<]*)</p>', text)
+    assert brake is not None and detail in brake.group(1)
+    assert 'id="release"' in text  # the way out is on the page
+    answer = client.post(page, data={"csrf": _csrf(text), "action": "release"})
+    assert answer.status_code == 303
+    assert 'id="brake"' not in client.get(page).text

@@ -1,0 +1,112 @@
+"""Group commit for the SMTP server: one thread spools what is waiting in one file (one
+fsync for all), and only then does each DATA get its 250 (or 451 when it could not)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from digest.inbound.verdicts import Received
+
+log = logging.getLogger(__name__)
+
+STORED = "250 2.0.0 OK: stored"
+# The sending MTA keeps the message and tries again later; nothing is lost.
+UNAVAILABLE = "451 4.3.0 Temporary failure storing the message, try again later"
+MAX_BATCH = 200  # messages per transaction: big enough for bursts, small enough to stay brief
+
+Process = Callable[[Sequence[Received]], object]
+
+
+@dataclass(frozen=True)
+class _Item:
+    received: Received
+    reply: Future[str]
+
+
+class BatchWriter:
+    """Takes messages from any thread or event loop (`submit`) and hands whatever has
+    gathered meanwhile, up to `max_batch`, to `process` in one call from its own thread.
+
+    `process` keeps a batch durably (the server: writes it to the spool) or raises.
+    `unavailable` is the exception that means "cannot keep it now" (the spool cannot be
+    written): the whole batch is answered 451.
+    Any other exception is a bug in reading some message: the batch is retried one message
+    at a time, so one poisonous message cannot hold the others back.
+    """
+
+    def __init__(
+        self,
+        process: Process,
+        *,
+        unavailable: tuple[type[BaseException], ...],
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self._process = process
+        self._unavailable = unavailable
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="inbound-writer", daemon=True)
+        self.batches = 0  # how many transactions (for logs and the benchmark)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, received: Received) -> Future[str]:
+        """A future SMTP reply for `received`: resolved once it is stored (or could not be).
+        A reply cancelled before the writer takes it (the client left) is not processed."""
+        reply: Future[str] = Future()
+        self._queue.put(_Item(received, reply))
+        return reply
+
+    def close(self) -> None:
+        """Process what was submitted before, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            items = [first]
+            while len(items) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                items.append(item)
+            live = [item for item in items if item.reply.set_running_or_notify_cancel()]
+            if live:
+                self._write(live)
+
+    def _write(self, items: list[_Item]) -> None:
+        try:
+            self._process([item.received for item in items])
+        except self._unavailable as exc:
+            log.warning("inbound: %d message(s) answered 451: %s", len(items), exc)
+            _answer(items, UNAVAILABLE)
+            return
+        except Exception:
+            if len(items) > 1:
+                for item in items:
+                    self._write([item])
+                return
+            log.exception("inbound: a message could not be processed; answered 451")
+            _answer(items, UNAVAILABLE)
+            return
+        self.batches += 1
+        _answer(items, STORED)
+
+
+def _answer(items: list[_Item], reply: str) -> None:
+    for item in items:
+        item.reply.set_result(reply)

@@ -1,0 +1,1 @@
+"""Providers' event webhooks (SES through SNS, Postmark, SendGrid, Mailgun): verify, map."""

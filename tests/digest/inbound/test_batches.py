@@ -1,0 +1,91 @@
+"""Group commit (digest/inbound/batches.py): what waits goes in one call, replies follow it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from digest.inbound.batches import STORED, UNAVAILABLE, BatchWriter
+from digest.inbound.verdicts import Received, Source
+
+WAIT = 20.0
+
+
+class Down(Exception):
+    """Stands for InboundUnavailable."""
+
+
+class _Held:
+    """Holds its first batch until `release`; raises Down while `down`; a message saying
+    "poison" fails any batch holding it."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.down = False
+        self.batches: list[list[bytes]] = []
+
+    def __call__(self, batch: Sequence[Received]) -> object:
+        if not self.started.is_set():
+            self.started.set()
+            assert self.release.wait(WAIT)
+        if self.down:
+            raise Down("database is locked")
+        if any(b"poison" in received.raw for received in batch):
+            raise ValueError("a reader bug")
+        self.batches.append([received.raw for received in batch])
+        return None
+
+
+def _mail(tag: str) -> Received:
+    return Received(tag.encode(), Source.SMTP)
+
+
+def test_messages_waiting_behind_a_transaction_go_in_the_next_one_up_to_the_cap() -> None:
+    held = _Held()
+    writer = BatchWriter(held, unavailable=(Down,), max_batch=4)
+    writer.start()
+    first = writer.submit(_mail("first"))
+    assert held.started.wait(WAIT)
+    waiting = [writer.submit(_mail(f"m{n}")) for n in range(6)]
+    held.release.set()
+    assert [reply.result(WAIT) for reply in [first, *waiting]] == [STORED] * 7
+    writer.close()
+    assert held.batches == [[b"first"], [b"m0", b"m1", b"m2", b"m3"], [b"m4", b"m5"]]
+    assert writer.batches == 3
+
+
+def test_an_unavailable_database_answers_the_whole_batch_451_and_a_bug_only_its_message() -> None:
+    held = _Held()
+    held.release.set()
+    writer = BatchWriter(held, unavailable=(Down,))
+    writer.start()
+    held.down = True
+    assert writer.submit(_mail("a")).result(WAIT) == UNAVAILABLE
+    held.down = False
+    assert writer.submit(_mail("a")).result(WAIT) == STORED
+    held.started.clear()
+    held.release.clear()
+    blocker = writer.submit(_mail("blocker"))
+    assert held.started.wait(WAIT)
+    mixed = [writer.submit(_mail(tag)) for tag in ("b", "poison", "c")]
+    held.release.set()
+    assert blocker.result(WAIT) == STORED
+    assert [reply.result(WAIT) for reply in mixed] == [STORED, UNAVAILABLE, STORED]
+    writer.close()
+    assert [b"poison"] not in held.batches
+
+
+def test_a_reply_cancelled_before_its_turn_is_not_processed_and_close_drains_the_rest() -> None:
+    held = _Held()
+    writer = BatchWriter(held, unavailable=(Down,))
+    writer.start()
+    first = writer.submit(_mail("first"))
+    assert held.started.wait(WAIT)
+    gone = writer.submit(_mail("gone"))  # the client hung up before its 250
+    kept = writer.submit(_mail("kept"))
+    assert gone.cancel()
+    held.release.set()
+    writer.close()
+    assert first.result(0) == STORED and kept.result(0) == STORED
+    assert held.batches == [[b"first"], [b"kept"]]
