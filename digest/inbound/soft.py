@@ -4,10 +4,12 @@ after another, the address is suppressed.
 The rule, exactly. Take the subscriber's deliveries in status `sent` whose `sent_at` falls
 within `[inbound] soft_bounce_days` before now, in the order they were sent. A delivery is
 *bounced* when it has a soft- or hard-bounce event (several bounces of one delivery count
-once). The *run* of a soft bounce is the unbroken sequence of bounced deliveries that ends
-at the delivery it is about, counted backwards: a sent delivery without a bounce (a
-successful delivery) before it ends the run, and so does the window's start. Deliveries
-sent after the bounced one do not reset it: their own bounces may still be on their way
+once). The *run* of a soft bounce is the unbroken sequence of bounced deliveries that holds
+the delivery it is about: a sent delivery without a bounce (a successful delivery) ends it
+on either side, and so does the window's start. Bounces arrive in any order (relays retry
+for different lengths of time, providers' events and IMAP batches are not in order), so an
+older delivery's bounce joins the run of later ones already bounced. A delivery sent after
+the run that has no bounce yet does not reset it: its own bounce may still be on its way
 (relays send a soft-bounce DSN only after days of retries). At `soft_bounce_limit`, the
 address is suppressed. A soft bounce about a delivery sent before the window counts for
 nothing.
@@ -82,9 +84,14 @@ class SoftLedger:
         deliveries = self.sent.get(subscriber_id, [])
         if delivery_id not in deliveries:
             return Count(0, again)
-        run = 0
-        for earlier in reversed(deliveries[: deliveries.index(delivery_id) + 1]):
+        at = deliveries.index(delivery_id)
+        run = 1
+        for earlier in reversed(deliveries[:at]):
             if earlier not in self.bounced:
+                break
+            run += 1
+        for later in deliveries[at + 1 :]:  # bounces that came in before this older one's
+            if later not in self.bounced:
                 break
             run += 1
         return Count(run, again)

@@ -105,6 +105,7 @@ def store_messages(
     )
     new_rows: dict[str, dict[str, Any]] = {}
     seen_external: set[str] = set()
+    seen_mail: set[tuple[str, Verdict]] = set()
     verdicts: list[tuple[str, bool, int | None]] = []  # sha, duplicate, first event if known
     for (received, verdict), sha in zip(items, hashes, strict=True):
         if verdict.external_id is not None:
@@ -113,7 +114,10 @@ def store_messages(
             seen_external.add(ext)
             first = externals.get(ext)
         else:
-            duplicate = sha in known or sha in new_rows
+            # Several events of one payload share its bytes (a provider's event without an
+            # id): in a batch only the same bytes read the same way are a duplicate.
+            duplicate = sha in known or (sha, verdict) in seen_mail
+            seen_mail.add((sha, verdict))
             first = None
         if not duplicate and sha not in known and sha not in new_rows:
             new_rows[sha] = _message_row(received, sha, now)

@@ -102,17 +102,24 @@ def test_a_hard_bounce_suppresses_the_recipient_with_the_reply_and_leaves_the_de
 
 
 def _soft_run(
-    engine: Engine, session: Session, settings: Settings, sent: Sent, pattern: str
+    engine: Engine,
+    session: Session,
+    settings: Settings,
+    sent: Sent,
+    pattern: str,
+    *,
+    newest_first: bool = False,
 ) -> list[Handled]:
     """Deliveries a day apart to r0@, oldest first: B bounces softly, C is clean; the
-    bounces come in afterwards, in order."""
+    bounces come in afterwards, in order (or newest first)."""
     start = NOW - timedelta(days=len(pattern))
     deliveries = [
         deliver(session, sent, "r0@example.org", start + timedelta(days=i))
         for i in range(len(pattern))
     ]
     handled: list[Handled] = []
-    for delivery, mark in zip(deliveries, pattern, strict=True):
+    pairs = list(zip(deliveries, pattern, strict=True))
+    for delivery, mark in reversed(pairs) if newest_first else pairs:
         if mark == "B":
             verdict = bounce(SOFT, delivery, settings, address="r0@example.org", status="4.2.2")
             handled += _apply(engine, settings, (mail(), verdict))
@@ -127,6 +134,23 @@ def test_three_soft_bounced_deliveries_in_a_row_suppress_the_address(
     row = _suppressions(session)["r0@example.org"]
     assert (row.reason, row.enhanced) == ("soft_bounce", "4.2.2")
     assert row.note.startswith("3 soft bounces in a row: 4.2.2")
+
+
+def test_soft_bounces_arriving_newest_first_still_add_up(
+    engine: Engine, session: Session, settings: Settings, sent: Sent
+) -> None:
+    # Relays retry for different lengths of time: the oldest digest's bounce may come last.
+    handled = _soft_run(engine, session, settings, sent, "BBB", newest_first=True)
+    assert [h.action for h in handled] == ["soft 1/3", "soft 2/3", "suppressed (soft 3/3)"]
+    assert _suppressions(session)["r0@example.org"].reason == "soft_bounce"
+
+
+def test_a_clean_delivery_between_soft_bounces_ends_the_run_in_any_order(
+    engine: Engine, session: Session, settings: Settings, sent: Sent
+) -> None:
+    handled = _soft_run(engine, session, settings, sent, "BBCBB", newest_first=True)
+    assert [h.action for h in handled] == ["soft 1/3", "soft 2/3", "soft 1/3", "soft 2/3"]
+    assert _suppressions(session) == {}
 
 
 def test_a_clean_delivery_between_soft_bounces_ends_the_run(

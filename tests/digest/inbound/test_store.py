@@ -149,3 +149,19 @@ def test_two_processes_storing_the_same_messages_at_once_process_each_once(
     assert [a != b for a, b in zip(*results, strict=True)] == [True] * 20
     assert len(session.exec(select(InboundMessage)).all()) == 20
     assert len(session.exec(select(InboundEvent)).all()) == 20
+
+
+def test_provider_events_without_an_id_in_one_payload_are_each_recorded(
+    engine: Engine, session: Session, settings: Settings
+) -> None:
+    # Two events of one payload share its bytes; neither carries an id: both count, once.
+    payload = Received(b'[{"event": "a"}, {"event": "b"}]', Source.SENDGRID)
+    one = Verdict(InboundKind.AUTO_REPLY, address="a@example.org")
+    two = Verdict(InboundKind.AUTO_REPLY, address="b@example.org")
+    processor = _processor(engine, settings)
+    handled = processor.apply([(payload, one), (payload, two)])
+    assert [h.duplicate for h in handled] == [False, False]
+    again = processor.apply([(payload, one), (payload, two)])  # the provider sends it again
+    assert [h.duplicate for h in again] == [True, True]
+    assert len(session.exec(select(InboundEvent)).all()) == 2
+    assert len(session.exec(select(InboundMessage)).all()) == 1
