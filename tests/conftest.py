@@ -95,8 +95,12 @@ def db_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
-    return load_settings(ROOT / "settings.toml", {"database.url": db_url})
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    # The inbound spool in the test's own folder (on PostgreSQL it would be ./var otherwise).
+    spool = str(tmp_path / "inbound-spool")
+    return load_settings(
+        ROOT / "settings.toml", {"database.url": db_url, "inbound.spool_dir": spool}
+    )
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ STORED = "250 2.0.0 OK: stored"
 # The sending MTA keeps the message and tries again later; nothing is lost.
 UNAVAILABLE = "451 4.3.0 Temporary failure storing the message, try again later"
 MAX_BATCH = 200  # messages per transaction: big enough for bursts, small enough to stay brief
+MAX_BATCH_BYTES = 32_000_000  # and bytes per group: a group of big messages closes early
 
 Process = Callable[[Sequence[Received]], object]
 
@@ -75,7 +76,8 @@ class BatchWriter:
             if first is None:
                 return
             items = [first]
-            while len(items) < self._max_batch:
+            size = len(first.received.raw)
+            while len(items) < self._max_batch and size < MAX_BATCH_BYTES:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -84,6 +86,7 @@ class BatchWriter:
                     stopping = True
                     break
                 items.append(item)
+                size += len(item.received.raw)
             live = [item for item in items if item.reply.set_running_or_notify_cancel()]
             if live:
                 self._write(live)

@@ -25,6 +25,9 @@ from digest.inbound.verdicts import Received
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200  # messages per transaction: ~1 ms each, so a batch holds the lock briefly
+# Bytes per transaction at most (a file over it goes alone): memory stays flat even when
+# every message is near [inbound] max_message_bytes.
+MAX_BATCH_BYTES = 32_000_000
 IDLE_WAIT = 1.0  # seconds between looks at an empty spool when nobody says there is more
 FIRST_PAUSE = 0.25  # seconds after the database was unavailable; doubles...
 MAX_PAUSE = 10.0  # ...up to this
@@ -48,6 +51,7 @@ class Flag(Protocol):
 @dataclass(frozen=True)
 class DrainOptions:
     max_batch: int = MAX_BATCH
+    max_bytes: int = MAX_BATCH_BYTES
     idle_wait: float = IDLE_WAIT
     first_pause: float = FIRST_PAUSE
     max_pause: float = MAX_PAUSE
@@ -84,14 +88,20 @@ class Drain:
         transaction; None when nothing waits."""
         paths: list[Path] = []
         batch: list[Received] = []
+        size = 0
         for path in self.spool.waiting():
             messages = self.spool.read(path)
             if messages is None:
                 continue  # gone, or moved to bad/
-            if batch and len(batch) + len(messages) > self.options.max_batch:
+            more = sum(len(m.raw) for m in messages)
+            if batch and (
+                len(batch) + len(messages) > self.options.max_batch
+                or size + more > self.options.max_bytes
+            ):
                 break
             paths.append(path)
             batch.extend(messages)
+            size += more
         if not paths:
             return None
         if batch:

@@ -4,9 +4,6 @@ InboundUnavailable with nothing written, and the same batch goes through afterwa
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -15,13 +12,14 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from digest.config import Settings
-from digest.db.engine import make_engine, sqlite_file
+from digest.db.engine import make_engine
 from digest.db.models import Delivery, InboundEvent, InboundKind, InboundMessage
 from digest.inbound import process as process_module
 from digest.inbound.process import InboundUnavailable, Processor
 from digest.inbound.verdicts import Received, Source, Verdict
 from digest.tracking.verp import VerpKind
 from subscribers.models import Suppression
+from tests.helpers.dblock import write_locked
 from tests.helpers.sent import NOW, Sent, bounce, deliver, mail, sent_world, verp_of
 
 
@@ -116,19 +114,6 @@ def test_a_batch_that_fails_part_way_leaves_nothing_written(
     assert (handled.action, handled.duplicate) == ("suppressed", False)
 
 
-@contextmanager
-def _locked(engine: Engine) -> Iterator[sqlite3.Connection]:
-    """Another connection holds the SQLite file's write lock."""
-    path = sqlite_file(engine)
-    assert path is not None
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
-        yield holder
-    finally:
-        holder.close()
-
-
 @pytest.mark.sqlite_only
 def test_a_database_locked_past_its_busy_timeout_is_unavailable_and_nothing_is_written(
     engine: Engine, session: Session, settings: Settings, sent: Sent
@@ -141,7 +126,7 @@ def test_a_database_locked_past_its_busy_timeout_is_unavailable_and_nothing_is_w
     ]
     impatient = make_engine(settings.database.url, busy_timeout_seconds=0.2)
     try:
-        with _locked(engine), pytest.raises(InboundUnavailable, match="3 inbound message"):
+        with write_locked(engine), pytest.raises(InboundUnavailable, match="3 inbound message"):
             Processor(impatient, settings, clock=lambda: NOW).apply(batch)
         assert _written(session) == (0, 0, 0)
         handled = Processor(impatient, settings, clock=lambda: NOW).apply(batch)

@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import socket
-import sqlite3
 import ssl
 import subprocess
 import sys
@@ -27,15 +26,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 
 from digest.config import Settings
-from digest.db.engine import make_engine, sqlite_file
+from digest.db.engine import make_engine
 from digest.db.tables import INBOUND_MESSAGE
 from digest.inbound.server import BatchProcessor, serve
 from digest.inbound.verdicts import Received
 from digest.tracking.verp import Verp, VerpKind
 from tests.helpers.cli import Cli
+from tests.helpers.dblock import write_locked
 from tests.helpers.paths import ROOT
 
 DOMAIN = "bounces.example.org"
@@ -335,24 +335,6 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-@contextmanager
-def _locked(engine: Engine) -> Iterator[None]:
-    """Another connection holds the lock every insert needs: SQLite's write lock, or an
-    exclusive lock on inbound_message on PostgreSQL."""
-    path = sqlite_file(engine)
-    if path is not None:
-        holder = sqlite3.connect(path, isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")
-        try:
-            yield
-        finally:
-            holder.close()
-        return
-    with engine.connect() as connection, connection.begin():
-        connection.execute(text("LOCK TABLE inbound_message IN ACCESS EXCLUSIVE MODE"))
-        yield
-
-
 def _spooled(settings: Settings) -> list[Path]:
     new = Path(settings.inbound.spool_dir) / "new"
     return sorted(new.iterdir()) if new.is_dir() else []
@@ -367,7 +349,7 @@ def test_a_locked_database_keeps_messages_spooled_until_it_frees(
     address = _verp(settings).address(VerpKind.BOUNCE, 41)
     try:
         with running(settings, quick) as server:
-            with _locked(engine):
+            with write_locked(engine):
                 # The sender is answered at once: its message is on disk, not in the database.
                 accepted = asyncio.run(_send(server.port, [address], _message("locked")))
                 assert accepted == ([250], 250)
@@ -470,7 +452,7 @@ def test_a_250_survives_kill_9_right_after_it_and_is_processed_at_the_next_start
     process = _digest_inbound(settings, db_url, log)
     try:
         port = _port(process, log)
-        with _locked(engine):  # the drain cannot have stored it before the kill
+        with write_locked(engine):  # the drain cannot have stored it before the kill
             assert asyncio.run(_send(port, [address], _message("durable"))) == ([250], 250)
             os.killpg(process.pid, signal.SIGKILL)  # the server and its drain, at once
             process.wait()

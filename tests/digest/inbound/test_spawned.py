@@ -51,6 +51,7 @@ def test_the_child_drains_the_spool_and_a_dead_child_is_started_again(
         drain._process.kill()  # the child dies (OOM, a crash): the spool keeps its files
         drain._process.join()
         spool.write([_mail("three")])
+        drain.wake()  # never blocks, whatever the killed child was doing (no shared lock)
         drain.check()  # the server's loop notices and starts another
         _until(lambda: _stored(engine) == 4, "a new child to store it")
         spool.write([_mail("four")])

@@ -5,22 +5,21 @@ once, a poisonous message is set aside alone."""
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 
 from digest.config import Settings
-from digest.db.engine import make_engine, sqlite_file
+from digest.db.engine import make_engine
 from digest.db.tables import INBOUND_EVENT, INBOUND_MESSAGE
 from digest.inbound.process import InboundUnavailable, Processor
 from digest.inbound.spool import Spool
 from digest.inbound.spool_drain import Drain, DrainOptions
 from digest.inbound.verdicts import Received, Source
+from tests.helpers.dblock import write_locked
 
 QUICK = DrainOptions(idle_wait=0.05, first_pause=0.05, max_pause=0.2, stop_grace=5.0)
 
@@ -43,22 +42,6 @@ def spool(tmp_path: Path) -> Iterator[Spool]:
     spool.close()
 
 
-@contextmanager
-def _locked(engine: Engine) -> Iterator[None]:
-    path = sqlite_file(engine)
-    if path is not None:
-        holder = sqlite3.connect(path, isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")
-        try:
-            yield
-        finally:
-            holder.close()
-        return
-    with engine.connect() as connection, connection.begin():
-        connection.execute(text("LOCK TABLE inbound_message IN ACCESS EXCLUSIVE MODE"))
-        yield
-
-
 def _processor(settings: Settings) -> tuple[Processor, Engine]:
     database = settings.database.model_copy(update={"busy_timeout_seconds": 0.2})
     quick = settings.model_copy(update={"database": database})
@@ -74,7 +57,7 @@ def test_a_locked_database_keeps_the_files_until_it_frees(
     try:
         spool.write([_mail("one"), _mail("two")])
         spool.write([_mail("three")])
-        with _locked(engine):
+        with write_locked(engine):
             outcome = drain.once()
             assert outcome is not None and outcome.unavailable
             assert len(spool.waiting()) == 2  # nothing removed, nothing half-written
@@ -118,6 +101,24 @@ def test_large_backlogs_go_in_batches_of_whole_files(spool: Spool) -> None:
     assert drain.processed == 30
 
 
+def test_a_batch_closes_at_its_byte_cap_whatever_its_count(spool: Spool) -> None:
+    # Messages near max_message_bytes: memory stays flat, one file past the cap goes alone.
+    batches: list[int] = []
+
+    def process(batch: Sequence[Received]) -> None:
+        batches.append(len(batch))
+
+    big = b"From: someone@example.net\r\n\r\n" + b"x" * 4_000
+    for n in range(5):
+        spool.write([Received(big + str(n).encode(), Source.SMTP)])
+    spool.write([Received(big * 3, Source.SMTP)])
+    options = DrainOptions(max_batch=100, max_bytes=10_000)
+    drain = Drain(spool, process, unavailable=(InboundUnavailable,), options=options)
+    while drain.once() is not None:
+        pass
+    assert batches == [2, 2, 1, 1]
+
+
 def test_a_poisonous_message_is_set_aside_alone(spool: Spool) -> None:
     done: list[bytes] = []
 
@@ -145,7 +146,7 @@ def test_run_drains_until_stopped_and_leaves_what_it_cannot_store(
     try:
         spool.write([_mail("one")])
         wake.set()
-        with _locked(engine):
+        with write_locked(engine):
             spool.write([_mail("two")])
             wake.set()
             stop.set()  # stopping while the database is locked: the file waits
