@@ -1,4 +1,5 @@
-"""What each scheduled job does: ingest feeds, dispatch due digests, send retries, prune.
+"""What each scheduled job does: ingest feeds, poll the bounce mailbox, dispatch due digests,
+send retries, prune.
 
 Plain functions of the engine and settings that return counts (for the job's log line);
 `digest.schedule.scheduler` decides when they run. Sending runs `digest.send.run.send_list`,

@@ -1,4 +1,5 @@
-"""The scheduler: APScheduler runs ingest, dispatch, retries and housekeeping on time.
+"""The scheduler: APScheduler runs ingest, the bounce-mailbox poll ([inbound.imap]), dispatch,
+retries and housekeeping on time.
 
 Only the leader of a database runs jobs (`digest.schedule.leader`); another `digest scheduler`
 follows, polling the lock, and takes over when the leader stops. Who is due is decided
