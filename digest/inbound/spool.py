@@ -63,7 +63,8 @@ def spool_dir(settings: Settings, engine: Engine) -> Path:
     return (database.parent if database is not None else Path("var")) / "inbound-spool"
 
 
-def _sync_dir(directory: Path) -> None:
+def sync_dir(directory: Path) -> None:
+    """fsync a folder, so that a file renamed into it stays there after a crash."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -185,7 +186,7 @@ class Spool:
         except BaseException:
             temporary.unlink(missing_ok=True)  # never acknowledged: nothing may stay
             raise
-        _sync_dir(folder)
+        sync_dir(folder)
         return final
 
     def waiting(self) -> list[Path]:

@@ -49,24 +49,10 @@ def esp_state(app: FastAPI, web: WebContext) -> EspState:
     return state
 
 
-@router.post("/esp/ses", include_in_schema=False)
-async def ses(request: Request, web: Web) -> Response:
-    return await _serve(request, web, "ses")
-
-
-@router.post("/esp/postmark", include_in_schema=False)
-async def postmark(request: Request, web: Web) -> Response:
-    return await _serve(request, web, "postmark")
-
-
-@router.post("/esp/sendgrid", include_in_schema=False)
-async def sendgrid(request: Request, web: Web) -> Response:
-    return await _serve(request, web, "sendgrid")
-
-
-@router.post("/esp/mailgun", include_in_schema=False)
-async def mailgun(request: Request, web: Web) -> Response:
-    return await _serve(request, web, "mailgun")
+@router.post("/esp/{provider}", include_in_schema=False)
+async def webhook(provider: str, request: Request, web: Web) -> Response:
+    """ses, postmark, sendgrid or mailgun; 404 for a provider not configured (or unknown)."""
+    return await _serve(request, web, provider)
 
 
 async def _serve(request: Request, web: WebContext, provider: str) -> Response:

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from digest.config import Settings
 from digest.db.engine import sqlite_file
+from digest.inbound.spool import sync_dir
 
 log = logging.getLogger(__name__)
 WAITING = ".jsonl"  # still written to by its process
@@ -70,7 +71,7 @@ class Spool:
                     break
             finally:
                 os.close(fd)
-        _sync_dir(self.directory)
+        sync_dir(self.directory)
 
     def take(self) -> list[Path]:
         """Every file to apply: waiting ones are renamed first (under their writer's lock),
@@ -113,11 +114,3 @@ def _same_file(fd: int, path: Path) -> bool:
         return os.fstat(fd).st_ino == path.stat().st_ino
     except FileNotFoundError:
         return False
-
-
-def _sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers.ci import missing
+
 DOVECOT = Path("/usr/sbin/dovecot")
 USER = "bounces"
 PASSWORD = "imap-test-password"
@@ -119,6 +121,16 @@ service imap-login {{
   }}
 }}
 """
+
+
+@contextmanager
+def server_or_missing() -> Iterator[Server]:
+    """`server()`, or the test skipped (failed in CI) when Dovecot cannot run here."""
+    try:
+        with server() as running:
+            yield running
+    except DovecotMissing as exc:
+        missing(str(exc))
 
 
 @contextmanager

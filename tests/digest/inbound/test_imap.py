@@ -20,7 +20,6 @@ from digest.schedule.jobs import Jobs
 from digest.tracking.verp import Verp, VerpKind
 from subscribers.people import is_suppressed
 from tests.helpers import dovecot, inbox
-from tests.helpers.ci import missing
 from tests.helpers.dblock import write_locked
 from tests.helpers.paths import ROOT
 from tests.helpers.sent import NOW, Sent, deliver, sent_world
@@ -30,11 +29,8 @@ FOLDERS = ("INBOX", "Processed", "Needs-human")
 
 @pytest.fixture
 def imap_server() -> Iterator[dovecot.Server]:
-    try:
-        with dovecot.server() as server:
-            yield server
-    except dovecot.DovecotMissing as exc:
-        missing(str(exc))
+    with dovecot.server_or_missing() as server:
+        yield server
 
 
 def _settings(db_url: str, server: dovecot.Server, **more: str) -> Settings:

@@ -14,7 +14,6 @@ from digest.config import Settings
 from digest.schedule.jobs import Jobs
 from digest.schedule.scheduler import job_specs
 from tests.helpers import dovecot, inbox
-from tests.helpers.ci import missing
 from tests.helpers.cli import Cli
 
 
@@ -45,11 +44,8 @@ def test_the_inbound_job_is_scheduled_only_when_an_imap_host_is_set(settings: Se
 
 @pytest.fixture
 def imap_server() -> Iterator[dovecot.Server]:
-    try:
-        with dovecot.server() as server:
-            yield server
-    except dovecot.DovecotMissing as exc:
-        missing(str(exc))
+    with dovecot.server_or_missing() as server:
+        yield server
 
 
 def test_scheduler_once_polls_the_mailbox_with_the_password_from_the_environment(
