@@ -3,6 +3,7 @@ fsync for all), and only then does each DATA get its 250 (or 451 when it could n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -26,7 +27,8 @@ Process = Callable[[Sequence[Received]], object]
 @dataclass(frozen=True)
 class _Item:
     received: Received
-    reply: Future[str]
+    reply: Future[str] | asyncio.Future[str]
+    loop: asyncio.AbstractEventLoop | None = None  # the loop of an asyncio reply
 
 
 class BatchWriter:
@@ -64,6 +66,15 @@ class BatchWriter:
         self._queue.put(_Item(received, reply))
         return reply
 
+    def submit_here(self, received: Received) -> asyncio.Future[str]:
+        """As `submit`, from a coroutine: the reply is an asyncio future of the running loop,
+        and a group's replies are set in one callback (one wake-up of the loop per group,
+        where wrapping each `submit` future costs one per message)."""
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[str] = loop.create_future()
+        self._queue.put(_Item(received, reply, loop))
+        return reply
+
     def close(self) -> None:
         """Process what was submitted before, then stop the thread."""
         self._queue.put(None)
@@ -87,7 +98,7 @@ class BatchWriter:
                     break
                 items.append(item)
                 size += len(item.received.raw)
-            live = [item for item in items if item.reply.set_running_or_notify_cancel()]
+            live = [item for item in items if _taken(item)]
             if live:
                 self._write(live)
 
@@ -110,6 +121,30 @@ class BatchWriter:
         _answer(items, STORED)
 
 
+def _taken(item: _Item) -> bool:
+    """False when the reply was cancelled first (its client left): then it is not kept."""
+    if isinstance(item.reply, Future):
+        return item.reply.set_running_or_notify_cancel()
+    # Read from this thread: a cancel racing it keeps a message the client will send again,
+    # a duplicate that processing recognises (as a cancel after the take always did).
+    return not item.reply.cancelled()
+
+
 def _answer(items: list[_Item], reply: str) -> None:
+    loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[str]]] = {}
     for item in items:
-        item.reply.set_result(reply)
+        if isinstance(item.reply, Future):
+            item.reply.set_result(reply)
+        elif item.loop is not None:
+            loops.setdefault(item.loop, []).append(item.reply)
+    for loop, replies in loops.items():
+        try:
+            loop.call_soon_threadsafe(_settle, replies, reply)
+        except RuntimeError:  # the loop is closed: nobody waits for these replies any more
+            continue
+
+
+def _settle(replies: list[asyncio.Future[str]], reply: str) -> None:
+    for future in replies:
+        if not future.done():
+            future.set_result(reply)

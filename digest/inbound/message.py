@@ -14,6 +14,7 @@ from email.message import Message
 from email.parser import BytesParser, HeaderParser
 from email.utils import getaddresses
 
+from digest.inbound.boundaries import renamed
 from digest.text.controls import clean_line, clean_text
 
 __all__ = [
@@ -43,6 +44,13 @@ HEADER_CHARS = 2000  # a decoded header value is cut here (a huge header is not 
 # would test every byte, 3 ms over a returned 100 KB digest).
 _CONTAINER = re.compile(rb"content-type:[ \t]*(?:multipart|message)/")
 _ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"]{1,64}@[^\s@<>()\[\],;:\"]{1,253}")
+# `a@b`, `<a@b>`, `Name <a@b>` with a plain name, or `a@b (a comment)`: what getaddresses
+# would return, at a tenth of its cost (it walks the value a character at a time).
+_PLAIN = re.compile(
+    r"[ \t]*(?:[^<>()\[\],;:\"@\\]*<)?"
+    r"([^\s@<>()\[\],;:\"]{1,64}@[^\s@<>()\[\],;:\"]{1,253})>?[ \t]*"
+    r"(?:\([^<>()\\@]*\)[ \t]*)?"
+)
 _ENCAPSULATED = re.compile(rb"content-type:[ \t]*message/")
 # The part holding the returned message: we read its headers, never its body (often the
 # whole digest, 100 KB of HTML the parser would otherwise walk line by line).
@@ -99,7 +107,7 @@ def parse(raw: bytes, *, max_nesting: int) -> Mail:
         raise Unreadable(f"more than {MAX_CONTAINERS} MIME containers")
     raw = raw[: _end_of_returned_headers(lowered, max_nesting)]
     try:
-        msg = _BYTES_PARSER.parsebytes(raw)
+        msg = _BYTES_PARSER.parsebytes(renamed(raw, lowered[: len(raw)]))
     except (RecursionError, MemoryError):
         raise Unreadable("MIME structure too deep to parse") from None
     except Exception as exc:  # the stdlib parser is lenient; anything else is a bug there
@@ -304,6 +312,9 @@ def addresses_in(value: str) -> list[str]:
         return []
     if ";" in value.split("@", 1)[0]:  # a DSN address type: `rfc822; a@b`
         value = value.split(";", 1)[1]
+    plain = _PLAIN.fullmatch(value)
+    if plain is not None and (value.count("<") == value.count(">")):
+        return [clean_line(plain.group(1))[:254]]
     found: list[str] = []
     try:
         pairs = getaddresses([value])

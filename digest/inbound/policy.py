@@ -42,6 +42,7 @@ from subscribers.consent import withdraw
 from subscribers.models import SuppressionReason
 from subscribers.people import Consent, current_subscriber_id
 from subscribers.tables import SUPPRESSION
+from subscribers.withdrawals import Withdrawals
 
 NEEDS_DELIVERY = frozenset(
     {InboundKind.HARD_BOUNCE, InboundKind.SOFT_BOUNCE, InboundKind.COMPLAINT}
@@ -119,6 +120,7 @@ class Policy:
         self.ledger: SoftLedger | None = None
         self.suppressed: dict[str, str] = {}  # email key -> reason, of the batch's recipients
         self.suppressions: list[tuple[Any, ...]] = []  # new rows, written by `flush`
+        self.withdrawals = Withdrawals(session.connection(), Consent("complaint"))
 
     def prepare(self, pairs: Sequence[tuple[Verdict, Found]]) -> None:
         """Read once what the batch needs: its recipients' suppressions, and the recent
@@ -130,6 +132,11 @@ class Policy:
                 SUPPRESSION.c.email_key.in_(keys[start : start + _CHUNK])
             )
             self.suppressed.update({key: reason for key, reason in connection.execute(query)})
+        self.withdrawals.prepare(
+            found.target.subscriber_id
+            for verdict, found in pairs
+            if verdict.kind is InboundKind.COMPLAINT and found.target is not None
+        )
         soft = {
             found.target.subscriber_id
             for verdict, found in pairs
@@ -176,17 +183,7 @@ class Policy:
         return f"{action} ({tally})"
 
     def _complaint(self, target: Target, verdict: Verdict, at: datetime) -> str:
-        try:
-            changed = withdraw(
-                self.session,
-                subscriber_id=target.subscriber_id,
-                list_id=target.list_id,
-                every_list=True,
-                consent=Consent("complaint"),
-                at=at,
-            )
-        except NotFound:  # the subscription is gone: suppressing is what is left to do
-            changed = []
+        changed = self.withdrawals.withdraw_all(target.subscriber_id, at)
         self._event(
             EventKind.COMPLAINT, target.delivery_id, target.subscriber_id, target.list_id, at
         )
@@ -295,6 +292,7 @@ class Policy:
         """Write the ORM's changes, then the batch's suppressions and tracking events (a
         statement each)."""
         self.session.flush()
+        self.withdrawals.flush()
         connection = self.session.connection()
         sql = DriverSql(connection)
         stamp = sql.stamp(SUPPRESSION.c.created_at, self.now)

@@ -32,6 +32,10 @@ IDLE_WAIT = 1.0  # seconds between looks at an empty spool when nobody says ther
 FIRST_PAUSE = 0.25  # seconds after the database was unavailable; doubles...
 MAX_PAUSE = 10.0  # ...up to this
 STOP_GRACE = 10.0  # seconds a stopping drain keeps processing what is waiting
+# After a pass that took less than a quarter batch, the drain waits this long for more: a
+# transaction costs ~7 ms whatever its size, so during a burst passes of 10 messages cost
+# twice the CPU a message that passes of 200 do (1.3 ms against 0.65).
+GATHER = 0.05
 
 Process = Callable[[Sequence[Received]], object]
 
@@ -56,6 +60,7 @@ class DrainOptions:
     first_pause: float = FIRST_PAUSE
     max_pause: float = MAX_PAUSE
     stop_grace: float = STOP_GRACE
+    gather: float = GATHER
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,8 @@ class Drain:
                 pause = min(pause * 2, self.options.max_pause)
             else:
                 pause = self.options.first_pause
+                if outcome.processed < self.options.max_batch // 4:
+                    stop.wait(self.options.gather)  # let the burst gather for the next pass
         self.finish()
 
     def finish(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 
@@ -89,3 +90,38 @@ def test_a_reply_cancelled_before_its_turn_is_not_processed_and_close_drains_the
     writer.close()
     assert first.result(0) == STORED and kept.result(0) == STORED
     assert held.batches == [[b"first"], [b"kept"]]
+
+
+def test_replies_to_a_coroutine_come_on_its_loop_and_a_cancelled_one_is_not_processed() -> None:
+    held = _Held()
+    writer = BatchWriter(held, unavailable=(Down,))
+    writer.start()
+
+    async def main() -> list[str]:
+        first = writer.submit_here(_mail("first"))
+        assert await asyncio.to_thread(held.started.wait, WAIT)
+        gone = writer.submit_here(_mail("gone"))  # the client hung up before its 250
+        kept = [writer.submit_here(_mail(f"k{n}")) for n in range(3)]
+        gone.cancel()
+        held.release.set()
+        return list(await asyncio.wait_for(asyncio.gather(first, *kept), WAIT))
+
+    assert asyncio.run(main()) == [STORED] * 4
+    writer.close()
+    assert held.batches == [[b"first"], [b"k0", b"k1", b"k2"]]
+
+
+def test_replies_for_a_closed_loop_are_dropped_without_stopping_the_writer() -> None:
+    held = _Held()
+    writer = BatchWriter(held, unavailable=(Down,))
+    writer.start()
+
+    async def leave() -> None:
+        writer.submit_here(_mail("orphan"))  # its loop closes before the reply is set
+
+    asyncio.run(leave())
+    assert held.started.wait(WAIT)
+    held.release.set()
+    assert writer.submit(_mail("later")).result(WAIT) == STORED
+    writer.close()
+    assert held.batches == [[b"orphan"], [b"later"]]
