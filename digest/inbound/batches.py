@@ -7,6 +7,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -20,6 +21,11 @@ STORED = "250 2.0.0 OK: stored"
 UNAVAILABLE = "451 4.3.0 Temporary failure storing the message, try again later"
 MAX_BATCH = 200  # messages per transaction: big enough for bursts, small enough to stay brief
 MAX_BATCH_BYTES = 32_000_000  # and bytes per group: a group of big messages closes early
+# How long a group stays open for more once its first message is in (a commit delay): in a
+# burst over 16 connections, groups grew from 5.5 to 13 messages, and the spool's file work
+# (create, write, two fsyncs, rename: ~0.4 ms of CPU a file here) fell with them: the event
+# loop's process went from 0.63 to 0.53 ms of CPU a message. A lone message waits 1 ms more.
+LINGER = 0.001
 
 Process = Callable[[Sequence[Received]], object]
 
@@ -48,10 +54,12 @@ class BatchWriter:
         *,
         unavailable: tuple[type[BaseException], ...],
         max_batch: int = MAX_BATCH,
+        linger: float = LINGER,
     ) -> None:
         self._process = process
         self._unavailable = unavailable
         self._max_batch = max_batch
+        self._linger = linger
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="inbound-writer", daemon=True)
         self.batches = 0  # how many transactions (for logs and the benchmark)
@@ -88,9 +96,11 @@ class BatchWriter:
                 return
             items = [first]
             size = len(first.received.raw)
+            closes = time.monotonic() + self._linger
             while len(items) < self._max_batch and size < MAX_BATCH_BYTES:
+                left = closes - time.monotonic()
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:

@@ -125,3 +125,18 @@ def test_replies_for_a_closed_loop_are_dropped_without_stopping_the_writer() -> 
     assert writer.submit(_mail("later")).result(WAIT) == STORED
     writer.close()
     assert held.batches == [[b"orphan"], [b"later"]]
+
+
+def test_a_group_stays_open_for_what_arrives_within_its_linger_and_closes_once_full() -> None:
+    held = _Held()
+    held.release.set()
+    writer = BatchWriter(held, unavailable=(Down,), max_batch=3, linger=WAIT * 10)
+    writer.start()
+    first = writer.submit(_mail("first"))
+    threading.Event().wait(0.2)  # the writer has taken "first" and waits for more
+    rest = [writer.submit(_mail(tag)) for tag in ("second", "third", "fourth")]
+    assert first.result(WAIT) == STORED  # the group closed when full, not after the linger
+    assert held.batches[0] == [b"first", b"second", b"third"]
+    writer.close()  # "fourth" is written at once: closing ends the wait
+    assert [reply.result(WAIT) for reply in rest] == [STORED] * 3
+    assert held.batches == [[b"first", b"second", b"third"], [b"fourth"]]
