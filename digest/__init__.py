@@ -1,4 +1,4 @@
 """Arabic-first email newsletter and digest engine."""
 
-# The one place the version is written: pyproject.toml reads it (tool.setuptools.dynamic).
+# The one place the version is written: pyproject.toml reads it (tool.hatch.version).
 __version__ = "0.1.0"

@@ -16,10 +16,12 @@ from tests.helpers.paths import ROOT
 
 # Lowest first; a package may import itself and anything before it. `digest` is the package
 # root (digest/__init__.py); text imports nothing of the project, and config checks subject
-# templates with it; `samples` is the demo's data; `subscribers` is the audience package,
+# templates with it; `bundled` finds the templates and migrations, installed or in the
+# source tree; `samples` is the demo's data; `subscribers` is the audience package,
 # which leans on errors, clock, text and db; `__main__` is `python -m digest`.
 LAYERS = (
     "digest",
+    "bundled",
     "errors",
     "clock",
     "text",

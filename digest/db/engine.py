@@ -16,9 +16,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
+from digest.bundled import migrations_dir
 from digest.errors import SchemaError
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = migrations_dir()
 
 
 def _sqlite_pragmas(busy_ms: int) -> Any:

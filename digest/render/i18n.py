@@ -11,9 +11,10 @@ from babel.dates import format_date
 from babel.support import Translations
 from hijridate import Gregorian
 
+from digest.bundled import templates_dir
 from digest.errors import InvalidInput
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES = templates_dir()  # the installed copy, else the source tree's (digest/bundled)
 LOCALE_DIR = TEMPLATES / "locale"
 DOMAIN = "messages"
 # Locale -> text direction. A locale is offered only once its catalog exists.
