@@ -15,10 +15,13 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from digest.errors import ConfigError
+from digest.settings.brand import BrandSettings as BrandSettings
+from digest.settings.brand import adopt_legacy_keys
 from digest.settings.fields import (
     Address,
     DnsName,
@@ -29,9 +32,11 @@ from digest.settings.fields import (
 )
 from digest.settings.fields import Section as _Section
 from digest.settings.fields import check as _check
+from digest.settings.folders import OptionalFolder
 from digest.settings.inbound import EspSettings as EspSettings
 from digest.settings.inbound import ImapSettings as ImapSettings
 from digest.settings.inbound import InboundSettings as InboundSettings
+from digest.settings.logs import LogSettings as LogSettings
 from digest.settings.sources import DEFAULT_CONFIG as DEFAULT_CONFIG
 from digest.settings.sources import (
     DictSource,
@@ -51,6 +56,11 @@ from digest.text.placeholders import placeholder_problems
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "placeholder"})
 MIN_SECRET_BYTES = 32  # web.secret_key signs every link: shorter keys can be searched
 SECRET_HOWTO = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+# CAN-SPAM and Gmail's and Yahoo's bulk-sender rules: every digest names where the sender is.
+POSTAL_ADDRESS_WHY = (
+    "every email must carry the publisher's postal address (CAN-SPAM, bulk-sender rules); "
+    "set it in [brand] (DIGEST_BRAND__POSTAL_ADDRESS)"
+)
 
 
 class DatabaseSettings(_Section):
@@ -89,7 +99,6 @@ class SenderSettings(_Section):
     reply_to: OptionalAddress = ""
     list_id_domain: DnsName = "news.example.org"
     feedback_id: str = Field("newsdigest", min_length=5, max_length=15)
-    postal_address: str = ""
     unsubscribe_address: OptionalAddress = ""
 
 
@@ -173,10 +182,9 @@ class RenderSettings(_Section):
     digits: Literal["arabic", "latin"] = "arabic"
     subject: str = "نشرتك اليومية: {top_title}"
     subject_en: str = "Your daily digest: {top_title}"
-    publisher_name: str = "أخبار المثال"
-    publisher_name_en: str = ""
     site_url: str = ""
     max_html_bytes: int = Field(100_000, ge=20_000, le=102_000)
+    templates_dir: OptionalFolder = ""
 
     @field_validator("subject", "subject_en")
     @classmethod
@@ -215,6 +223,7 @@ class SchedulerSettings(_Section):
     housekeeping_hour: int = Field(4, ge=0, le=23)
     timezone: str = "Asia/Riyadh"
     leader_poll_seconds: float = Field(15.0, gt=0, le=3600)
+    health_port: int = Field(0, ge=0, le=65535)  # 0: no liveness endpoint
 
     @field_validator("lateness_hours")
     @classmethod
@@ -243,6 +252,7 @@ class WorkersSettings(_Section):
     batch: int = Field(200, ge=1, le=10_000)
     lease_seconds: float = Field(120.0, ge=5, le=86_400)
     poll_seconds: float = Field(2.0, gt=0, le=3600)
+    health_port: int = Field(0, ge=0, le=65535)  # 0: no liveness endpoint
 
 
 class Settings(BaseSettings):
@@ -264,6 +274,10 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = SchedulerSettings()
     workers: WorkersSettings = WorkersSettings()
     inbound: InboundSettings = InboundSettings()
+    brand: BrandSettings = BrandSettings()
+    # [render] publisher_name(_en) and [sender] postal_address: now [brand] keys.
+    legacy_brand_keys = model_validator(mode="before")(adopt_legacy_keys)
+    log: LogSettings = LogSettings()
 
     def check_secrets(self) -> None:
         """Refuse placeholder secrets outside development, naming the variable to set."""
@@ -279,6 +293,8 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "inbound.imap.host is set but no password: set DIGEST_INBOUND__IMAP__PASSWORD"
             )
+        if not self.brand.postal_address.strip():
+            raise ConfigError(f"brand.postal_address is empty: {POSTAL_ADDRESS_WHY}")
 
     def link_secret_warning(self, *, listen_host: str | None = None) -> str | None:
         """None when web.secret_key can sign links. A weak key (a placeholder, or under

@@ -17,8 +17,10 @@ from tests.helpers.paths import ROOT
 # Lowest first; a package may import itself and anything before it. `digest` is the package
 # root (digest/__init__.py); text imports nothing of the project, and config checks subject
 # templates with it; `bundled` finds the templates and migrations, installed or in the
-# source tree; `samples` is the demo's data; `subscribers` is the audience package,
-# which leans on errors, clock, text and db; `__main__` is `python -m digest`.
+# source tree; `doctor` checks an installation, so it may look at every layer below the web
+# app and the CLI; `samples` is the demo's data; `subscribers` is the audience package,
+# which leans on errors, clock, text and db; `service` is how long-running commands log and
+# answer liveness probes (the inbound drain's child logs too); `__main__` is `python -m digest`.
 LAYERS = (
     "digest",
     "bundled",
@@ -26,6 +28,7 @@ LAYERS = (
     "clock",
     "text",
     "settings",
+    "service",
     "config",
     "db",
     "subscribers",
@@ -39,6 +42,7 @@ LAYERS = (
     "send",
     "inbound",
     "schedule",
+    "doctor",
     "samples",
     "demo",
     "web",

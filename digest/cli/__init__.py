@@ -14,6 +14,7 @@ from digest.cli import (
     bounces,
     db,
     demo,
+    doctor,
     editions,
     editors,
     feeds,
@@ -26,21 +27,25 @@ from digest.cli import (
     serve,
     stats,
     subscribers,
+    templates,
     topics,
     worker,
 )
 from digest.cli.context import AppContext, database_problem, fail
 from digest.config import load_settings, parse_override
-from digest.errors import DigestError
+from digest.errors import ConfigError, DigestError, TemplateError
 
 
 class _DigestGroup(TyperGroup):
     """Turns domain errors, and a database that is locked or unreachable, into one line on
-    stderr and exit code 1, never a traceback (whose SQL parameters hold addresses)."""
+    stderr and exit code 1, never a traceback (whose SQL parameters hold addresses); bad
+    settings and templates that do not compile are bad input: exit code 2."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except (ConfigError, TemplateError) as exc:
+            raise fail(str(exc), code=2) from None
         except DigestError as exc:
             raise fail(str(exc)) from None
         except (OperationalError, InterfaceError) as exc:
@@ -82,7 +87,9 @@ def root(
     try:
         settings = load_settings(config, pairs)
     except DigestError as exc:
-        raise fail(str(exc)) from None
+        if ctx.invoked_subcommand == "doctor":  # doctor reports it as its first check
+            return
+        raise fail(str(exc), code=2) from None  # bad settings: exit 2, like other bad input
     ctx.obj = AppContext(settings=settings)
 
 
@@ -103,8 +110,10 @@ app.command("scheduler")(scheduler.run)
 app.command("stats")(stats.run)
 app.command("serve")(serve.run)
 app.command("worker")(worker.run)
+app.command("doctor")(doctor.run)
 app.add_typer(inbound.app, name="inbound")
 app.add_typer(bounces.app, name="bounces")
+app.add_typer(templates.app, name="templates")
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from digest.inbound.process import InboundUnavailable, Processor
 from digest.inbound.server import serve, tls_context
 from digest.inbound.sources import STDIN, Envelope, Item, Skipped, read_sources
 from digest.inbound.tally import Tally, feed
+from digest.service.logs import service_logging
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +67,12 @@ def mx(
     Gate.from_settings(settings)  # no bounce domain: say so before opening the database
     tls_context(inbound)
     engine = context.engine
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
     def ready(bound_host: str, bound_port: int) -> None:
         typer.echo(f"digest inbound: listening on {bound_host}:{bound_port}", err=True)
 
-    serve(settings, engine, ready=ready)
+    with service_logging(settings.log):
+        serve(settings, engine, ready=ready)
 
 
 # sysexits.h codes, as MTAs read them (Postfix pipe(8), Exim's pipe transport): 75 keeps

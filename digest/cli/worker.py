@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
-import sys
+from contextlib import ExitStack
 from typing import Annotated
 
 import typer
@@ -14,6 +13,8 @@ from digest.cli.context import app_context
 from digest.send.dispatcher import DispatchOptions
 from digest.send.smtp import SmtpSender
 from digest.send.worker import Worker, WorkerOptions, share_of_rate
+from digest.service.liveness import Heartbeat, liveness
+from digest.service.logs import service_logging
 
 
 def run(
@@ -35,18 +36,15 @@ def run(
     renews while it sends them; rows of a worker that died are taken again when its lease
     runs out. A database restart is ridden out (outcomes are recorded once it is back).
     Each worker sends at most \\[smtp] rate / \\[workers] count messages per second. SIGTERM
-    or Ctrl-C finishes the batch in flight, then exits 0.
+    or Ctrl-C finishes the batch in flight, then exits 0. With \\[workers] health_port set,
+    http://127.0.0.1:PORT/healthz answers 200 while the worker's heartbeat is fresh and 503
+    once it is a lease old. The log goes to stdout (\\[log]).
 
     Example: digest worker --concurrency 8
     """
     context = app_context(ctx)
     settings = context.settings
     engine = context.engine  # an unmigrated database stops here with a clear error
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     smtp = settings.smtp.model_copy(
         update={
             "rate": share_of_rate(settings),
@@ -54,19 +52,32 @@ def run(
         }
     )
     options = DispatchOptions.from_settings(settings, concurrency=smtp.connections)
-    worker = Worker(engine, SmtpSender(smtp), options, WorkerOptions.from_settings(settings))
+    heartbeat = Heartbeat("worker", settings.workers.lease_seconds)
+    worker = Worker(
+        engine,
+        SmtpSender(smtp),
+        options,
+        WorkerOptions.from_settings(settings),
+        beat=lambda: heartbeat.beat("running"),
+    )
     stopping = False
 
     def request_stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
 
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        asyncio.run(worker.run(once=once, stop=lambda: stopping))
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    with ExitStack() as stack:
+        stack.enter_context(service_logging(settings.log))
+        if not once:
+            server = liveness(heartbeat, settings.workers.health_port, "workers.health_port")
+            if server is not None:
+                stack.callback(server.close)
+        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            asyncio.run(worker.run(once=once, stop=lambda: stopping))
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
     typer.echo(
         f"worker {worker.options.name}: sent={worker.report.sent} "
         f"temporary={worker.report.temporary} permanent={worker.report.permanent}"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import Settings
+from digest.service.logs import install
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +97,7 @@ def _child(settings: Settings, url: str, directory: str, reader: Connection) -> 
     # process group must not end a batch halfway.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    install(settings.log)  # the parent's stdout, in its format: one log, one line a record
     from digest.db.engine import make_engine
     from digest.inbound.process import InboundUnavailable, Processor
     from digest.inbound.spool import Spool

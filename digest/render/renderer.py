@@ -38,10 +38,13 @@ from digest.render.data import (
     topic_order,
     usable_articles,
 )
-from digest.render.i18n import DIRECTIONS, TEMPLATES, Digits, Language, load_language
+from digest.render.i18n import DIRECTIONS, Digits, Language, load_language
+from digest.render.loaders import locale_dir, override_dir
+from digest.render.required import require_way_out
 from digest.render.slots import SlotMarkers
 from digest.render.templates import MjmlRejected, Templates
 from digest.selection.segments import Segment
+from digest.settings.brand import BrandSettings
 from digest.text.bidi import starts_rtl
 from digest.text.placeholders import fill
 
@@ -70,14 +73,15 @@ class RenderOptions:
 
     base_url: str
     site_url: str
-    publisher_name: str
-    publisher_name_en: str
-    postal_address: str
+    brand: BrandSettings
     digits: Digits = "arabic"
     subject: str = "نشرتك اليومية: {top_title}"
     subject_en: str = "Your daily digest: {top_title}"
     max_html_bytes: int = 100_000
-    templates_dir: Path = TEMPLATES
+    templates_dir: Path | None = None  # the publisher's templates; None: the built-ins
+    # Refuse a digest without its unsubscribe link or postal address (off only for
+    # `digest templates check`, which reports them itself, part by part).
+    require_way_out: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RenderOptions:
@@ -85,13 +89,12 @@ class RenderOptions:
         return cls(
             base_url=settings.web.base_url,
             site_url=render.site_url or settings.web.base_url,
-            publisher_name=render.publisher_name,
-            publisher_name_en=render.publisher_name_en or render.publisher_name,
-            postal_address=settings.sender.postal_address,
+            brand=settings.brand,
             digits=render.digits,
             subject=render.subject,
             subject_en=render.subject_en,
             max_html_bytes=render.max_html_bytes,
+            templates_dir=override_dir(settings),
         )
 
 
@@ -111,8 +114,13 @@ class Renderer:
     def __init__(self, options: RenderOptions) -> None:
         self.options = options
         self._templates = {loc: self._load(loc) for loc in DIRECTIONS}
-        for templates in self._templates.values():
-            templates.check()
+        try:
+            for templates in self._templates.values():
+                templates.check()
+        except TemplateError as exc:
+            if options.templates_dir is None:
+                raise
+            raise TemplateError(f"render.templates_dir ({options.templates_dir}): {exc}") from None
         self._greetings = {loc: _greeting(t) for loc, t in self._templates.items()}
 
     def templates(self, locale: str) -> Templates:
@@ -147,6 +155,9 @@ class Renderer:
                 compiled = self._fit(usable, build)
             except MjmlRejected as again:
                 raise again.as_template_error(templates.directory) from None
+        if self.options.require_way_out:
+            address = self.options.brand.view(segment.locale).postal_address
+            require_way_out(compiled, address, self.options.templates_dir)
         for item in skipped:
             logger.warning("article %s skipped: %s", item.article_id, item.reason)
         kept = set(compiled.article_ids)
@@ -183,8 +194,9 @@ class Renderer:
         return self._compile_account("welcome", locale, list_name, day, markers, context)
 
     def _load(self, locale: str) -> Templates:
-        language = load_language(locale, self.options.digits, self.options.templates_dir / "locale")
-        return Templates(self.options.templates_dir, language)
+        folder = self.options.templates_dir
+        language = load_language(locale, self.options.digits, locale_dir(folder))
+        return Templates(folder, language)
 
     def _fit(self, articles: Sequence[ArticleView], build: _DigestBuild) -> CompiledDigest:
         """The digest with the most top-ranked articles whose HTML fits the size budget."""
@@ -381,13 +393,14 @@ def _stand_in(article: ArticleView) -> ArticleView:
 def _common_context(
     options: RenderOptions, language: Language, list_name: str, day: date, markers: SlotMarkers
 ) -> dict[str, Any]:
-    """What the header and footer of every email show."""
+    """What the header and footer of every email show (`brand`: the publisher's look)."""
+    brand = options.brand.view(language.locale)
     return {
-        "publisher": options.publisher_name if language.rtl else options.publisher_name_en,
+        "brand": brand,
+        "publisher": brand.name,
         "list_name": clean_text(list_name, TITLE_CHARS),
         "date_gregorian": language.gregorian(day),
         "date_hijri": language.hijri(day),
-        "postal_address": options.postal_address,
         "greeting": markers("greeting"),
     }
 

@@ -1,17 +1,20 @@
-"""Email templates: a Jinja2 environment per language, MJML compilation, template errors."""
+"""Email templates: a Jinja2 environment per language, MJML compilation, template errors.
+
+Templates are read from the publisher's folder first, then the built-ins (`loaders.py`);
+an error names the template as `email/x.mjml.j2:12`, whichever folder it came from.
+"""
 
 from __future__ import annotations
 
 import re
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jinja2 import (
     Environment,
-    FileSystemLoader,
     StrictUndefined,
     TemplateNotFound,
     TemplateSyntaxError,
@@ -25,6 +28,7 @@ from mjml import mjml2html
 
 from digest.errors import TemplateError
 from digest.render.i18n import Language
+from digest.render.loaders import template_folders, template_loader
 from digest.render.mjml_errors import Problem, find_problem
 from digest.text.bidi import bidi, bidi_in_ltr, starts_rtl
 
@@ -33,6 +37,16 @@ from digest.text.bidi import bidi, bidi_in_ltr, starts_rtl
 FONTS: dict[str, str] = {}
 _POSITION = re.compile(r"at position (\d+):\d+")
 _GHOST = re.compile(r"<!--\[if mso \| IE\]>.*?<!\[endif\]-->", re.DOTALL)
+
+
+class TemplateFault(TemplateError):
+    """A TemplateError that also knows the template (`email/x.mjml.j2`) and line at fault,
+    when they are known: `digest templates check` reports them."""
+
+    def __init__(self, message: str, file: str = "", line: int = 0) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
 
 
 class MjmlRejected(Exception):
@@ -44,17 +58,24 @@ class MjmlRejected(Exception):
         self.source = source
         self.reason = reason
 
-    def as_template_error(self, directory: Path) -> TemplateError:
+    def as_template_error(self, directory: Path) -> TemplateFault:
+        """The error naming the template line at fault (`directory`: the first folder
+        searched, i.e. `Templates.directory`)."""
+        folders = template_folders(directory)
         problem = find_problem(self.source) or _mrml_position(self.source, self.reason)
         where = f"{self.template} (rendered MJML)"
         if problem is not None:
-            found = _locate(directory, problem.tag) or _locate(directory, problem.excerpt)
-            where = found or f"{where} line {problem.line}"
-            return TemplateError(
+            hits = _locate(folders, problem.tag) or _locate(folders, problem.excerpt)
+            where = " or ".join(f"{name}:{line}" for name, line in hits)
+            where = where or f"{self.template} (rendered MJML) line {problem.line}"
+            file, line = hits[0] if hits else (self.template, 0)
+            return TemplateFault(
                 f"{where}: MJML does not compile: {problem.reason} in `{problem.excerpt}` "
-                f"(MRML said: {self.reason})"
+                f"(MRML said: {self.reason})",
+                file,
+                line,
             )
-        return TemplateError(f"{where}: MJML does not compile: {self.reason}")
+        return TemplateFault(f"{where}: MJML does not compile: {self.reason}", self.template)
 
 
 @dataclass(frozen=True)
@@ -73,13 +94,17 @@ class RenderedText:
 
 
 class Templates:
-    """The templates of one language; Jinja2 and MJML errors become TemplateError."""
+    """The templates of one language; Jinja2 and MJML errors become TemplateError.
 
-    def __init__(self, directory: Path, language: Language) -> None:
-        self.directory = directory
+    `override`: the publisher's folder, whose files replace the built-ins (None: built-ins).
+    """
+
+    def __init__(self, override: Path | None, language: Language) -> None:
+        self.folders = template_folders(override)
+        self.directory = self.folders[0]
         self.language = language
         env = Environment(
-            loader=FileSystemLoader(directory),
+            loader=template_loader(override),
             autoescape=select_autoescape(enabled_extensions=("mjml.j2",), default=False),
             undefined=StrictUndefined,
             extensions=["jinja2.ext.i18n"],
@@ -105,11 +130,19 @@ class Templates:
 
     def text(self, name: str, context: Mapping[str, Any]) -> RenderedText:
         """Render a text template, keeping the values its top-level `{% set %}` exports."""
-        module: TemplateModule = self._guard(
-            name, lambda: self.env.get_template(name).make_module(dict(context))
-        )
+        module: TemplateModule = self._guard(name, lambda: self._module(name, context))
         exported = {k: str(v) for k, v in vars(module).items() if not k.startswith("_")}
         return RenderedText(name, str(module).strip() + "\n", exported)
+
+    def _module(self, name: str, context: Mapping[str, Any]) -> TemplateModule:
+        template = self.env.get_template(name)
+        try:
+            return template.make_module(dict(context))
+        except Exception:
+            # Unlike render(), make_module leaves the traceback at lines of the generated
+            # Python: rewritten, an error names the line of the template.
+            self.env.handle_exception()
+            raise  # not reached: handle_exception raises
 
     def html(self, name: str, context: Mapping[str, Any]) -> str:
         """Render an MJML template and compile it to HTML (Outlook ghost tables get `dir`)."""
@@ -126,13 +159,15 @@ class Templates:
         try:
             return action()
         except TemplateNotFound as exc:
-            raise TemplateError(f"template {exc.name} not found in {self.directory}") from None
+            folders = " or ".join(str(folder) for folder in self.folders)
+            raise TemplateFault(f"template {exc.name} not found in {folders}", name) from None
         except TemplateSyntaxError as exc:
-            where = f"{exc.name or name}:{exc.lineno}"
-            raise TemplateError(f"template {where}: {exc.message}") from None
+            file, line = exc.name or name, exc.lineno
+            raise TemplateFault(f"template {file}:{line}: {exc.message}", file, line) from None
         except JinjaError as exc:
-            where = _frame_location(exc, self.directory) or name
-            raise TemplateError(f"template {where}: {exc}") from None
+            file, line = _frame_location(exc, self.folders) or (name, 0)
+            where = f"{file}:{line}" if line else file
+            raise TemplateFault(f"template {where}: {exc}", file, line) from None
 
 
 class _JinjaCatalog:
@@ -153,25 +188,35 @@ def _mrml_position(source: str, reason: str) -> Problem | None:
     return Problem(line, "MRML stops here", source.splitlines()[line - 1].strip()[:160])
 
 
-def _frame_location(exc: BaseException, directory: Path) -> str | None:
-    """`email/digest.mjml.j2:12`: the innermost template frame of a render-time error."""
+def _frame_location(exc: BaseException, folders: Sequence[Path]) -> tuple[str, int] | None:
+    """(`email/digest.mjml.j2`, 12): the innermost template frame of a render-time error."""
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename.endswith(".j2"):
-            path = Path(frame.filename)
-            shown = path.relative_to(directory) if path.is_relative_to(directory) else path
-            return f"{shown}:{frame.lineno}"
+            return _template_name(Path(frame.filename), folders), frame.lineno or 0
     return None
 
 
-def _locate(directory: Path, needle: str) -> str | None:
-    """`file:line` of the template lines holding `needle` (when at most three do)."""
+def _template_name(path: Path, folders: Sequence[Path]) -> str:
+    """`email/x.mjml.j2` for a file of one of `folders` (else the path as it is)."""
+    for folder in folders:
+        if path.is_relative_to(folder):
+            return path.relative_to(folder).as_posix()
+    return str(path)
+
+
+def _locate(folders: Sequence[Path], needle: str) -> list[tuple[str, int]]:
+    """(template, line) of the MJML template lines holding `needle`, when at most three do;
+    a template in an earlier folder hides the one of the same name in later folders."""
     needle = needle.strip()
     if not needle or "@@" in needle:
-        return None
+        return []
+    files: dict[str, Path] = {}
+    for folder in reversed(folders):
+        files |= {path.relative_to(folder).as_posix(): path for path in folder.rglob("*.mjml.j2")}
     hits = [
-        f"{path.relative_to(directory)}:{number}"
-        for path in sorted(directory.rglob("*.mjml.j2"))
+        (name, number)
+        for name, path in sorted(files.items())
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if needle in line
     ]
-    return " or ".join(hits) if 0 < len(hits) <= 3 else None
+    return hits if len(hits) <= 3 else []

@@ -39,6 +39,9 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _AFTER = timedelta(milliseconds=1)
 # How often the main thread looks at its stop flag (a signal handler only sets a flag).
 POLL = 0.1
+# The heartbeat (beaten every leader_poll_seconds, leading or following) is stale after
+# this many polls without one: `digest scheduler`'s liveness answer turns 503.
+STALE_POLLS = 3
 
 
 class RoundInterval(IntervalTrigger):  # type: ignore[misc]
@@ -178,8 +181,12 @@ class Scheduler:
         *,
         sender_factory: Callable[[], Sender] | None = None,
         leadership: Leadership | None = None,
+        beat: Callable[[str], None] = lambda _state: None,
     ) -> None:
         self.config = settings.scheduler
+        # Called with "leading" or "following" at every leadership check: the liveness
+        # heartbeat (from APScheduler's pool while leading, so a stuck scheduler goes stale).
+        self.beat = beat
         self.leadership = leadership or Leadership(engine)
         self.jobs = Jobs(engine, settings, sender_factory=sender_factory, stop=self.halting)
         self._stopping = False  # a signal came: finish what is in flight, then exit
@@ -235,6 +242,7 @@ class Scheduler:
             if self.leadership.acquire():
                 logger.info("leading: this scheduler runs the jobs (%s)", self.leadership.where)
                 return True
+            self.beat("following")
             if not announced:
                 logger.info(
                     "following: another scheduler leads (%s); trying again every %gs",
@@ -247,6 +255,7 @@ class Scheduler:
 
     def _lead(self) -> None:
         self._term_over = False
+        self.beat("leading")
         scheduler = build_scheduler(job_specs(self.jobs, self.config))
         scheduler.add_job(
             self._check_lead,
@@ -264,7 +273,9 @@ class Scheduler:
             scheduler.shutdown(wait=True)
 
     def _check_lead(self) -> None:
-        if not self.leadership.held():
+        if self.leadership.held():
+            self.beat("leading")
+        else:
             logger.error(
                 "lost the leader lock (%s): stopping the jobs, then following",
                 self.leadership.where,

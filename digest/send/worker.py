@@ -84,6 +84,7 @@ class Worker:
         options: WorkerOptions,
         *,
         clock: Callable[[], datetime] = utcnow,
+        beat: Callable[[], None] = lambda: None,
     ) -> None:
         if engine.dialect.name != "postgresql":
             raise InvalidInput(
@@ -95,6 +96,10 @@ class Worker:
         self.dispatch = replace(dispatch, plan_only=False)  # this is where sending happens
         self.options = options
         self.clock = clock
+        # The liveness heartbeat: beaten at every turn of the loop, while idle, and while a
+        # batch is sent whenever outcomes were recorded since the last lease renewal (a
+        # batch that records nothing for a whole lease shows as stale).
+        self.beat = beat
         self.report = DispatchReport()
         # One breaker for every list this worker sends: they share the relay it judges.
         self.breaker = Breaker(self.dispatch.breaker)
@@ -117,6 +122,7 @@ class Worker:
     async def run(self, *, once: bool = False, stop: Callable[[], bool] = lambda: False) -> None:
         async with self.sender:
             while not stop():
+                self.beat()
                 batch = self._claim()
                 if batch is None:  # database restarting: wait, reconnect, resume
                     self.breaker.held_back()  # their rows stay `sending` until the lease ends
@@ -224,9 +230,14 @@ class Worker:
         while, and the lease must not run out meanwhile."""
         lease = self.options.lease
         done = threading.Event()
+        progress = self._progress()
 
         def renew() -> None:
+            nonlocal progress
             while not done.wait(lease.total_seconds() / 3):
+                if (now := self._progress()) != progress:
+                    progress = now
+                    self.beat()
                 try:
                     renew_lease(
                         self.engine,
@@ -246,9 +257,13 @@ class Worker:
             done.set()
             thread.join()
 
+    def _progress(self) -> tuple[int, int, int]:
+        return (self.report.sent, self.report.temporary, self.report.permanent)
+
     async def _idle(self, stop: Callable[[], bool]) -> None:
         waited = 0.0
         while waited < self.options.poll_seconds and not stop():
+            self.beat()
             await asyncio.sleep(0.1)
             waited += 0.1
 

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.clock import utcnow
 from digest.config import Settings
+from digest.render.loaders import override_dir
 from digest.send.outcome import Sender
 from digest.send.smtp import SmtpSender
 from digest.web import (
@@ -23,6 +24,7 @@ from digest.web import (
     editions,
     editor_auth,
     esp,
+    health,
     preferences,
     subscribe,
     tracking,
@@ -127,6 +129,7 @@ def create_app(
         editor_auth,
         editions,
         esp,
+        health,
     ):
         app.include_router(module.router)
     _problems(app, pages)
@@ -155,10 +158,10 @@ def _context(
         machine_seconds=web_settings.machine_seconds,
     )
     pages = Pages(
-        publisher=settings.render.publisher_name,
-        publisher_en=settings.render.publisher_name_en,
+        brand=settings.brand,
         default_locale=settings.digest.locale,
         digits=settings.render.digits,
+        templates_dir=override_dir(settings),
     )
     return WebContext(
         settings=settings,
@@ -230,7 +233,10 @@ def server_config(app: ASGIApp, settings: Settings, host: str, port: int) -> uvi
         access_log=settings.web.access_log,
         lifespan="on",
         server_header=False,
-        log_level="info",
+        # No dictConfig of its own: its records reach the root's stdout handler, in
+        # `[log] format` (digest/service/logs.py), like every other line of `digest serve`.
+        log_config=None,
+        log_level=settings.log.level,
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or None,
     )

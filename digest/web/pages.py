@@ -6,15 +6,21 @@ locale); pages are right-to-left for Arabic, carry their CSS inline and load not
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, StrictUndefined, select_autoescape
 
-from digest.render.i18n import DIRECTIONS, TEMPLATES, Digits, Language, load_language
+from digest.render.i18n import DIRECTIONS, Digits, Language, load_language
+from digest.render.loaders import locale_dir, template_loader
+from digest.settings.brand import BrandSettings
 
-# Pages load nothing from elsewhere: no scripts at all, inline styles, images only from here.
+# Pages load nothing from elsewhere: no scripts at all, inline styles, images only from here
+# (and the brand's logo from its host: `with_image_origin`).
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
@@ -26,6 +32,8 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Robots-Tag": "noindex, nofollow",
 }
+
+_PLAIN_HOST = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")  # urlsplit lower-cases it
 
 # Problems shown on a page of their own, with their HTTP status.
 PROBLEMS = {
@@ -42,19 +50,23 @@ PROBLEMS = {
 
 
 class Pages:
-    """Renders `web/*.html.j2` in a language; `publisher` names are shown in the header."""
+    """Renders `web/*.html.j2` in a language; every page gets `brand`, the publisher's look
+    in that language (name, logo, colours)."""
 
     def __init__(
         self,
         *,
-        publisher: str,
-        publisher_en: str,
+        brand: BrandSettings,
         default_locale: str = "ar",
         digits: Digits = "arabic",
+        templates_dir: Path | None = None,  # the publisher's templates ([render] templates_dir)
     ) -> None:
         self.default_locale = default_locale
-        self._publisher = {"ar": publisher, "en": publisher_en or publisher}
-        self._languages = {loc: load_language(loc, digits) for loc in DIRECTIONS}
+        self._brand = {loc: brand.view(loc) for loc in DIRECTIONS}
+        self._headers = with_image_origin(PAGE_HEADERS, brand.logo_url)
+        self._templates_dir = templates_dir
+        catalogs = locale_dir(templates_dir)
+        self._languages = {loc: load_language(loc, digits, catalogs) for loc in DIRECTIONS}
         self._envs = {loc: self._environment(lang) for loc, lang in self._languages.items()}
 
     def locale(self, wanted: str | None) -> str:
@@ -67,7 +79,8 @@ class Pages:
     def html(self, name: str, locale: str | None, context: Mapping[str, Any]) -> str:
         chosen = self.locale(locale)
         template = self._envs[chosen].get_template(f"web/{name}.html.j2")
-        return template.render({"publisher": self._publisher[chosen], **context})
+        brand = self._brand[chosen]
+        return template.render({"brand": brand, "publisher": brand.name, **context})
 
     def render(
         self,
@@ -81,7 +94,7 @@ class Pages:
         return HTMLResponse(
             self.html(name, locale, context),
             status_code=status,
-            headers={**PAGE_HEADERS, **(headers or {})},
+            headers={**self._headers, **(headers or {})},
         )
 
     def problem(
@@ -98,7 +111,7 @@ class Pages:
 
     def _environment(self, language: Language) -> Environment:
         env = Environment(
-            loader=FileSystemLoader(TEMPLATES),
+            loader=template_loader(self._templates_dir),
             autoescape=select_autoescape(enabled_extensions=("html.j2",), default=True),
             undefined=StrictUndefined,
             extensions=["jinja2.ext.i18n"],
@@ -113,6 +126,23 @@ class Pages:
             lang=language.locale, dir=language.direction, rtl=language.rtl, align=language.align
         )
         return env
+
+
+def with_image_origin(headers: Mapping[str, str], url: str) -> dict[str, str]:
+    """`headers` whose Content-Security-Policy also lets pages show images from `url`'s
+    origin (the brand's logo); unchanged when `url` is empty or not a plain https host."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return dict(headers)
+    host = parts.hostname or ""
+    if parts.scheme != "https" or not _PLAIN_HOST.fullmatch(host):
+        return dict(headers)
+    origin = f"https://{host}" + (f":{port}" if port else "")
+    policy = headers["Content-Security-Policy"]
+    policy = policy.replace("img-src 'self'", f"img-src 'self' {origin}")
+    return {**headers, "Content-Security-Policy": policy}
 
 
 class _Catalog:

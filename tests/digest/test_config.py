@@ -208,3 +208,15 @@ def test_production_requires_https_links(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ConfigError, match=r"render\.site_url .*https"):
         load_settings(ROOT / "settings.toml", {"render.site_url": "http://example.org"})
     assert load_settings(ROOT / "settings.toml").web.base_url == "https://news.example.org"
+
+
+def test_production_refuses_an_empty_postal_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_ENV", "production")
+    monkeypatch.setenv("DIGEST_WEB__SECRET_KEY", "a-real-secret-of-some-length-1234567")
+    monkeypatch.setenv("DIGEST_WEB__BASE_URL", "https://news.example.org")
+    assert load_settings(ROOT / "settings.toml").brand.postal_address  # the sample has one
+    monkeypatch.setenv("DIGEST_BRAND__POSTAL_ADDRESS", " ")
+    with pytest.raises(ConfigError, match=r"brand\.postal_address is empty.*CAN-SPAM"):
+        load_settings(ROOT / "settings.toml")
+    monkeypatch.setenv("DIGEST_ENV", "development")
+    assert load_settings(ROOT / "settings.toml").brand.postal_address == " "

@@ -168,7 +168,8 @@ class SmtpSink:
 
     `tls_context` (a server context) offers STARTTLS and then requires it; `credentials`
     (login -> password) makes AUTH required (over TLS when a context is given);
-    `idle_timeout` closes connections that stay silent that long (as real servers do).
+    `idle_timeout` closes connections that stay silent that long (as real servers do);
+    `size_limit` is the SIZE it advertises (aiosmtpd's default; None: no SIZE at all).
     """
 
     host = "127.0.0.1"
@@ -180,6 +181,7 @@ class SmtpSink:
         credentials: Mapping[str, str] | None = None,
         idle_timeout: float = 300.0,
         smtputf8: bool = True,
+        size_limit: int | None = 33_554_432,
     ) -> None:
         self.port = 0
         self._lock = threading.Lock()
@@ -189,6 +191,7 @@ class SmtpSink:
         self._rules: dict[str, list[_Rule]] = {}
         self._credentials = dict(credentials or {})
         self._kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8, "timeout": idle_timeout}
+        self._kwargs["data_size_limit"] = size_limit
         if tls_context is not None:
             self._kwargs.update(tls_context=tls_context, require_starttls=True)
         if credentials is not None:

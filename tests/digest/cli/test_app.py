@@ -67,6 +67,6 @@ def test_settings_errors_are_one_line(tmp_path: Path) -> None:
     result = Cli("sqlite:///" + str(tmp_path / "x.sqlite3"))(
         "--set", "database.url=mysql://root:hunter2@db/x", "lists", "list"
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad settings: exit 2, like any bad input
     assert "database.url (DIGEST_DATABASE__URL)" in result.stderr
     assert "hunter2" not in result.output

@@ -382,5 +382,5 @@ def test_welcome_email(engine_renderer: Renderer) -> None:
 def test_options_from_the_shipped_settings() -> None:
     settings = load_settings(ROOT / "settings.toml")
     built = options(settings)
-    assert built.postal_address.startswith("ص.ب.")
+    assert built.brand.postal_address.startswith("ص.ب.")  # [brand] of settings.toml
     assert built.digits == "arabic" and built.max_html_bytes == 100_000

@@ -416,7 +416,7 @@ def test_invalid_scheduler_settings_fail_at_start_naming_the_key(
 ) -> None:
     monkeypatch.setenv(f"DIGEST_SCHEDULER__{key.upper()}", value)
     result = cli("scheduler", "--once")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"scheduler.{key} (DIGEST_SCHEDULER__{key.upper()})" in result.stderr
     assert says in result.stderr
 
