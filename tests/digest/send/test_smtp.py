@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import socket
-import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from digest.config import SmtpSettings
 from digest.errors import ConfigError
 from digest.send.outcome import Envelope, Outcome
 from digest.send.smtp import Pacer, SmtpSender, SmtpUnavailable
 from tests.helpers.smtp_sink import SmtpSink
+from tests.helpers.tls import certificate
 
 T = TypeVar("T")
 RETURN_PATH = "bounces@news.example.org"
@@ -286,42 +280,8 @@ def test_a_cancelled_send_leaves_the_pool_usable(sink: SmtpSink) -> None:
     assert sink.recipients() == ["next@example.com"]
 
 
-def _certificate(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
-    (tmp_path / "cert.pem").write_bytes(cert_pem)
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    client = ssl.create_default_context(cadata=cert_pem.decode())
-    return server, client
-
-
 def test_starttls_and_auth(tmp_path: Path) -> None:
-    server_tls, client_tls = _certificate(tmp_path)
+    server_tls, client_tls = certificate(tmp_path)
     with SmtpSink(tls_context=server_tls, credentials={"digest": "s3cret"}) as sink:
         settings = _settings(sink, starttls=True, username="digest", password="s3cret")
 
