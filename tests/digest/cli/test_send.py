@@ -14,6 +14,7 @@ from digest.db.models import Edition
 from subscribers.models import Suppression
 from tests.helpers.cli import Cli
 from tests.helpers.smtp_sink import EVERYONE, SmtpSink
+from tests.helpers.template_overrides import override, replace
 from tests.helpers.world import add_article, add_reader, make_world
 
 
@@ -96,3 +97,30 @@ def test_a_run_the_breaker_stops_says_why_in_one_line_and_suppresses_nobody(
     assert session.exec(select(Suppression)).all() == []
     session.expire_all()
     assert session.exec(select(Edition)).one().status == "held"
+
+
+def test_a_publishers_template_that_breaks_stops_the_send_with_exit_2_and_sends_nothing(
+    cli: Cli, session: Session, tmp_path: Path
+) -> None:
+    world = make_world(session, hour=0)
+    add_reader(session, world, "a@example.org", ["politics"], timezone="UTC")
+    add_article(session, world, "خبر سياسي", ["politics"], datetime.now(UTC) - timedelta(hours=1))
+    broken = tmp_path / "broken"
+    override(broken, "email/digest.txt.j2", replace("{%", "{% if %}{%"))
+    quiet = tmp_path / "quiet"  # the unsubscribe link shown only under an editor's note
+    override(
+        quiet,
+        "email/partials/footer.txt.j2",
+        replace("{% if unsubscribe_url %}", "{% if unsubscribe_url and note %}"),
+    )
+    with SmtpSink() as sink:
+        for folder, says in ((broken, "email/digest.txt.j2:"), (quiet, "unsubscribe link")):
+            result = cli(
+                "--set", f"smtp.port={sink.port}", "--set", f"render.templates_dir={folder}",
+                "send", "--list", "daily",
+            )  # fmt: skip
+            assert result.exit_code == 2, result.output
+            assert f"render.templates_dir ({folder})" in result.stderr
+            assert says in result.stderr and "Traceback" not in result.output
+            assert len(result.stderr.strip().splitlines()) == 1
+        assert sink.messages == []
