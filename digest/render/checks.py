@@ -1,5 +1,6 @@
 """`digest templates check`: compile every template, render every email in both languages
-with sample data through MJML, and report each problem with its file and line.
+with sample data through MJML, read the publisher's web pages for names no page is given
+(`page_names.py`), and report each problem with its file and line.
 
 Fatal problems are those the engine would fail on (a syntax error, an unknown variable, MJML
 that does not compile, a digest over the size budget even without articles) and a digest
@@ -24,6 +25,7 @@ from digest.errors import DigestError, InvalidInput, TemplateError
 from digest.render.compiled import CompiledMessage
 from digest.render.i18n import DIRECTIONS, load_language
 from digest.render.loaders import locale_dir, override_dir
+from digest.render.page_names import unknown_page_names
 from digest.render.renderer import Renderer, RenderOptions
 from digest.render.samples import (
     SAMPLE_BASE,
@@ -111,6 +113,10 @@ def check_templates(settings: Settings, directory: Path | None) -> list[Template
     names = templates.env.list_templates(extensions=["j2"])
     compiled = _compile_all(templates, names, found)
     _twins(names, found)
+    if compiled and override is not None:  # web pages: read, since only routes render them
+        builtins = Templates(None, templates.language).env
+        for name, line, message in unknown_page_names(templates.env, builtins, override):
+            found.add(name, line, message, fatal=True)
     if compiled:
         _render_all(settings, override, found)
     return found.problems()

@@ -56,6 +56,40 @@ def test_a_syntax_error_in_a_web_template(settings: Settings, tmp_path: Path) ->
     )
 
 
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("<p>{{ brand.nme }}</p>", "brand has no 'nme'"),
+        ("<p>{{ list_nme }}</p>", "unknown variable 'list_nme': no web page is given it"),
+    ],
+    ids=["brand-attribute", "variable"],
+)
+def test_an_unknown_name_in_a_web_page_with_its_line(
+    settings: Settings, tmp_path: Path, line: str, says: str
+) -> None:
+    override(tmp_path, "web/unsubscribed.html.j2", insert_line(9, line))
+    problem = _only(check_templates(settings, tmp_path))
+    assert (problem.file, problem.line, problem.fatal) == (
+        str(tmp_path / "web/unsubscribed.html.j2"),
+        9,
+        True,
+    )
+    assert says in problem.message
+
+
+def test_names_the_routes_give_and_names_a_page_defines_are_known(
+    settings: Settings, tmp_path: Path
+) -> None:
+    override(
+        tmp_path,
+        "web/unsubscribed.html.j2",
+        insert_line(
+            9, "{% set own = 1 %}<p>{{ own }} {{ list_name }} {{ brand.muted_colour }}</p>"
+        ),
+    )
+    assert check_templates(settings, tmp_path) == []
+
+
 def test_an_unknown_variable_with_the_line_it_is_used_on(
     settings: Settings, tmp_path: Path
 ) -> None:
