@@ -103,11 +103,31 @@ class SenderSettings(_Section):
 
 
 class DkimSettings(_Section):
-    """DKIM signing; an empty private_key_path disables it."""
+    """DKIM signing; an empty private_key_path disables it. A second key (second_selector,
+    second_private_key_path) adds a second signature to every message: Ed25519 and RSA at
+    once, as RFC 8463 recommends. The key files are read by the signer (digest/send/dkim.py)."""
 
     selector: OptionalDnsName = ""
     domain: OptionalDnsName = ""
     private_key_path: str = ""
+    # "" takes each key's own kind; "rsa" or "ed25519" refuses a key of the other kind.
+    algorithm: Literal["", "rsa", "ed25519"] = ""
+    second_selector: OptionalDnsName = ""
+    second_private_key_path: str = ""
+    second_algorithm: Literal["", "rsa", "ed25519"] = ""
+
+    @model_validator(mode="after")
+    def _selectors(self) -> DkimSettings:
+        if self.private_key_path and not self.selector:
+            raise ValueError(
+                "dkim.selector is empty: set it to the selector whose TXT record holds the "
+                "public key, or empty dkim.private_key_path to disable DKIM"
+            )
+        if self.second_private_key_path and not self.second_selector:
+            raise ValueError(
+                "dkim.second_selector is empty: set it for dkim.second_private_key_path"
+            )
+        return self
 
 
 class WebSettings(_Section):

@@ -113,7 +113,9 @@ def run_demo(
                     "rate": 0.0,
                 }
             ),
-            "dkim": settings.dkim.model_copy(update={"private_key_path": ""}),
+            "dkim": settings.dkim.model_copy(
+                update={"private_key_path": "", "second_private_key_path": ""}
+            ),
         }
     )
     engine = make_engine(

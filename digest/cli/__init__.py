@@ -14,6 +14,7 @@ from digest.cli import (
     bounces,
     db,
     demo,
+    dkim,
     doctor,
     editions,
     editors,
@@ -114,6 +115,7 @@ app.command("doctor")(doctor.run)
 app.add_typer(inbound.app, name="inbound")
 app.add_typer(bounces.app, name="bounces")
 app.add_typer(templates.app, name="templates")
+app.add_typer(dkim.app, name="dkim")
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 `MessageTemplate` pre-encodes everything a segment's messages share (From, Subject, List-Id,
 Feedback-ID, MIME structure); `MessageTemplate.build` only adds To, Date, Message-ID,
-List-Unsubscribe and the two base64 bodies, then signs with DKIM when a key is configured.
+List-Unsubscribe and the two base64 bodies, then signs with DKIM when a key is configured
+(digest/send/dkim.py: the shared headers are canonicalised once per segment too).
 No `email.message.EmailMessage` is built per subscriber (see docs/architecture.md).
 """
 
@@ -18,32 +19,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from pathlib import Path
 from urllib.parse import quote
 
-import dkim
-
-from digest.config import DkimSettings, SenderSettings
-from digest.errors import ConfigError, InvalidInput
+from digest.config import SenderSettings
+from digest.errors import InvalidInput
 from digest.render.slots import SlotTemplate
 from digest.send.addresses import ascii_domain
+from digest.send.dkim import DkimSigner as DkimSigner  # re-exported: the dispatcher's import
 
-# RFC 8058 §4: both List-Unsubscribe headers MUST be signed; dkimpy's default list omits -Post.
-DKIM_HEADERS: tuple[str, ...] = (
-    "from",
-    "to",
-    "subject",
-    "date",
-    "message-id",
-    "list-id",
-    "list-unsubscribe",
-    "list-unsubscribe-post",
-    "feedback-id",
-    "mime-version",
-    "content-type",
-)
 ONE_CLICK = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
 
+# The signed headers `build` writes per message; the others are shared by the segment.
+_PER_MESSAGE = ("date", "to", "message-id", "list-unsubscribe")
 _CRLF = "\r\n"
 _FOLD = 78  # RFC 5322 §2.1.1: lines SHOULD be <= 78 characters...
 _HARD_LIMIT = 998  # ...and MUST be <= 998.
@@ -238,53 +225,6 @@ def _url(url: str) -> str:
     return quote(clean_header_value(url), safe=_URL_SAFE)
 
 
-@dataclass(frozen=True, slots=True)
-class DkimSigner:
-    """Signs finished messages with one RSA key: d=`domain`, s=`selector`."""
-
-    selector: str
-    domain: str
-    private_key: bytes  # PEM, PKCS#1 or PKCS#8
-
-    @classmethod
-    def from_settings(cls, settings: DkimSettings, sender: SenderSettings) -> DkimSigner | None:
-        """The signer the settings describe, or None when dkim.private_key_path is empty."""
-        if not settings.private_key_path:
-            return None
-        if not settings.selector:
-            raise ConfigError(
-                "dkim.selector is empty: set it (DIGEST_DKIM__SELECTOR) to the selector whose "
-                "TXT record holds the public key, or empty dkim.private_key_path to disable DKIM"
-            )
-        path = Path(settings.private_key_path)
-        try:
-            key = path.read_bytes().replace(b"\r\n", b"\n")
-        except OSError as exc:
-            raise ConfigError(
-                f"dkim.private_key_path {path} cannot be read ({exc.strerror}): "
-                "fix the path or empty it to disable DKIM"
-            ) from None
-        try:
-            dkim.crypto.parse_pem_private_key(key)
-        except dkim.crypto.UnparsableKeyError:
-            raise ConfigError(
-                f"dkim.private_key_path {path} is not a PEM RSA private key (PKCS#1 or PKCS#8)"
-            ) from None
-        domain = settings.domain or sender.from_address.rpartition("@")[2]
-        return cls(selector=settings.selector, domain=domain, private_key=key)
-
-    def sign(self, message: bytes, headers: Iterable[str] = DKIM_HEADERS) -> bytes:
-        """`message` with a DKIM-Signature header (relaxed/simple, rsa-sha256) in front."""
-        signature: bytes = dkim.sign(
-            message,
-            self.selector.encode("ascii"),
-            self.domain.encode("ascii"),
-            self.private_key,
-            include_headers=[header.encode("ascii") for header in headers],
-        )
-        return signature + message
-
-
 @dataclass(frozen=True)
 class SharedHeaders:
     """What every message of a segment (or a one-off) shares, encoded once by `MessageTemplate`.
@@ -334,7 +274,6 @@ class MessageTemplate:
         language = _TOKEN.sub("", clean_header_value(shared.locale)) or "ar"
         self.signer = signer
         self.domain = clean_header_value(sender.list_id_domain)
-        self.headers_signed = DKIM_HEADERS + (("reply-to",) if sender.reply_to else ())
         from_address = _check_address(sender.from_address, "sender.from_address")
         feedback = ":".join(
             _TOKEN.sub("-", clean_header_value(part)).strip("-") or "none"
@@ -358,9 +297,14 @@ class MessageTemplate:
                 b"MIME-Version: 1.0\r\n",
                 f"Content-Language: {language}\r\n".encode("ascii"),
                 multipart.encode("ascii"),
-                b"\r\n",
-                self._part_head("plain"),
             ]
+        )
+        self._body_head = self._part_head("plain")
+        # What DKIM signs of the shared headers is canonicalised here, once per segment.
+        self._signing = (
+            None
+            if signer is None
+            else signer.segment(self._head + self._subject + self._tail, _PER_MESSAGE)
         )
         self._between = b"".join([b"\r\n", self._part_head("html")])
         self._end = f"\r\n--{self._boundary}--\r\n".encode("ascii")
@@ -388,21 +332,30 @@ class MessageTemplate:
         unsubscribe = [f"<{_url(parts.unsubscribe_url)}>"]
         if parts.unsubscribe_mailto:
             unsubscribe = [unsubscribe[0] + ",", f"<{_url(parts.unsubscribe_mailto)}>"]
-        message = b"".join(
+        date = f"Date: {format_datetime(when)}\r\n".encode("ascii")
+        to = _address_header("To", parts.to_name, address)
+        message_id_header = f"Message-ID: {message_id}\r\n".encode("ascii")
+        list_unsubscribe = _fold("List-Unsubscribe", unsubscribe)
+        body = b"".join(
+            [self._body_head, _body(parts.text), self._between, _body(parts.html), self._end]
+        )
+        # The signature is computed over these very bytes, then put on top of them.
+        signature = (
+            b""
+            if self._signing is None
+            else self._signing.sign((date, to, message_id_header, list_unsubscribe), body)
+        )
+        return b"".join(
             [
-                f"Date: {format_datetime(when)}\r\n".encode("ascii"),
+                signature,
+                date,
                 self._head,
-                _address_header("To", parts.to_name, address),
+                to,
                 self._subject,
-                f"Message-ID: {message_id}\r\n".encode("ascii"),
-                _fold("List-Unsubscribe", unsubscribe),
+                message_id_header,
+                list_unsubscribe,
                 self._tail,
-                _body(parts.text),
-                self._between,
-                _body(parts.html),
-                self._end,
+                b"\r\n",
+                body,
             ]
         )
-        if self.signer is not None:
-            return self.signer.sign(message, self.headers_signed)
-        return message

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from digest.config import Settings
 from digest.render.data import RenderedMessage
+from digest.send.dkim import DkimSigner
 from digest.send.mime import (
-    DkimSigner,
     MessageParts,
     MessageTemplate,
     SharedHeaders,

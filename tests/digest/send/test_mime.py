@@ -16,17 +16,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from digest.config import DkimSettings, SenderSettings, load_settings
-from digest.errors import ConfigError, InvalidInput
+from digest.config import DkimSettings, SenderSettings
+from digest.errors import InvalidInput
+from digest.send.dkim import DKIM_HEADERS, DkimSigner
 from digest.send.mime import (
-    DKIM_HEADERS,
-    DkimSigner,
     MessageParts,
     MessageTemplate,
     SharedHeaders,
     make_message_id,
 )
-from tests.helpers.paths import ROOT
 
 SUBJECT = "نشرتك اليومية: اجتماع وزراء الخارجية العرب في القاهرة لبحث الأوضاع الإقليمية"
 HTML = '<html dir="rtl" lang="ar"><body><p>مرحبا يا علي</p>\n<a href="https://x/u/T">إلغاء</a></body></html>\n'
@@ -310,19 +308,3 @@ def test_dkim_signs_reply_to_when_there_is_one(tmp_path: Path) -> None:
     assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record)
     assert b"d=mail.example.org" in data[:1000]
     assert "reply-to" in str(_parse(data)["DKIM-Signature"])
-
-
-def test_dkim_is_off_by_default_and_refuses_bad_settings(tmp_path: Path) -> None:
-    shipped = load_settings(ROOT / "settings.toml")
-    assert DkimSigner.from_settings(shipped.dkim, shipped.sender) is None
-    with pytest.raises(ConfigError, match=r"dkim\.selector"):
-        DkimSigner.from_settings(DkimSettings(private_key_path="k.pem"), SenderSettings())
-    missing = DkimSettings(selector="s", private_key_path=str(tmp_path / "missing.pem"))
-    with pytest.raises(ConfigError, match=r"missing\.pem"):
-        DkimSigner.from_settings(missing, SenderSettings())
-    garbage = tmp_path / "garbage.pem"
-    garbage.write_text("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
-    with pytest.raises(ConfigError, match="not a PEM RSA private key"):
-        DkimSigner.from_settings(
-            DkimSettings(selector="s", private_key_path=str(garbage)), SenderSettings()
-        )
