@@ -16,16 +16,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy import Engine, select
 
 from digest.config import Settings
@@ -37,6 +32,7 @@ from digest.tracking.verp import Verp, VerpKind
 from tests.helpers.cli import Cli
 from tests.helpers.dblock import write_locked
 from tests.helpers.paths import ROOT
+from tests.helpers.tls import self_signed
 
 DOMAIN = "bounces.example.org"
 DIGEST = Path(sys.executable).with_name("digest")
@@ -285,7 +281,7 @@ def test_slow_clients_are_cut_off_by_the_command_and_connection_timeouts(
 def test_starttls_with_the_configured_certificate(
     settings: Settings, engine: Engine, tmp_path: Path
 ) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path, DOMAIN)
     settings = _inbound(settings, tls_cert=str(cert), tls_key=str(key))
     address = _verp(settings).address(VerpKind.BOUNCE, 41)
     trusting = ssl.create_default_context(cafile=str(cert))
@@ -305,34 +301,6 @@ def test_starttls_with_the_configured_certificate(
     with running(settings, engine) as server:
         assert asyncio.run(over_tls(server.port)) == (True, True, 250)
     assert len(_stored(engine)) == 1
-
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def _spooled(settings: Settings) -> list[Path]:
