@@ -37,6 +37,7 @@ from digest.settings.inbound import EspSettings as EspSettings
 from digest.settings.inbound import ImapSettings as ImapSettings
 from digest.settings.inbound import InboundSettings as InboundSettings
 from digest.settings.logs import LogSettings as LogSettings
+from digest.settings.nameservers import OptionalNameserver
 from digest.settings.sources import DEFAULT_CONFIG as DEFAULT_CONFIG
 from digest.settings.sources import (
     DictSource,
@@ -115,6 +116,8 @@ class DkimSettings(_Section):
     second_selector: OptionalDnsName = ""
     second_private_key_path: str = ""
     second_algorithm: Literal["", "rsa", "ed25519"] = ""
+    # Where `digest doctor` looks the keys' TXT records up; "" is the system's resolver.
+    nameserver: OptionalNameserver = ""
 
     @model_validator(mode="after")
     def _selectors(self) -> DkimSettings:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from digest.send.dkim import txt_record
 from tests.helpers.cli import Cli
+from tests.helpers.dns_server import dns_server, txt_strings
 from tests.helpers.doctor import health_server, rsa_key_file
 from tests.helpers.smtp_sink import SmtpSink
 
@@ -27,18 +29,20 @@ def _sets(**values: object) -> list[str]:
     return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
 
 
-def _everything_reachable(sink: SmtpSink, web: str, key: Path) -> list[str]:
+def _everything_reachable(sink: SmtpSink, web: str, key: Path, nameserver: str) -> list[str]:
     return [
         *_sets(**{"smtp.port": sink.port, "web.base_url": web}),
         *_sets(**{"dkim.selector": "mail", "dkim.private_key_path": key}),
+        *_sets(**{"dkim.nameserver": nameserver}),
     ]
 
 
-def test_a_working_installation_exits_0_and_prints_the_txt_record(cli: Cli, tmp_path: Path) -> None:
+def test_a_working_installation_exits_0_and_finds_the_txt_record(cli: Cli, tmp_path: Path) -> None:
     key = tmp_path / "dkim.pem"
-    rsa_key_file(key)
-    with SmtpSink() as sink, health_server() as web:
-        result = cli(*_everything_reachable(sink, web, key), "doctor")
+    record = txt_strings(txt_record("mail", "news.example.org", rsa_key_file(key)))
+    zone = {"mail._domainkey.news.example.org": [record]}
+    with SmtpSink() as sink, health_server() as web, dns_server(zone) as dns:
+        result = cli(*_everything_reachable(sink, web, key, dns.address), "doctor")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     names = [line.split(":")[0].split(maxsplit=1)[1] for line in lines]
@@ -63,7 +67,26 @@ def test_a_working_installation_exits_0_and_prints_the_txt_record(cli: Cli, tmp_
     assert lines[1].startswith("warn  secret key: ")
     assert "fix: set DIGEST_WEB__SECRET_KEY" in lines[1]
     assert all(line.startswith("ok ") for line in lines[2:])
-    assert 'publish mail._domainkey.news.example.org TXT "v=DKIM1; k=rsa; p=' in lines[12]
+    assert "mail._domainkey.news.example.org published and matching" in lines[12]
+
+
+def test_a_published_record_of_another_key_fails_in_json(
+    cli: Cli, tmp_path: Path, refused_port: int
+) -> None:
+    key = tmp_path / "dkim.pem"
+    rsa_key_file(key)
+    other = txt_strings(txt_record("mail", "news.example.org", rsa_key_file(tmp_path / "old.pem")))
+    with dns_server({"mail._domainkey.news.example.org": [other]}) as dns:
+        args = _sets(**{"dkim.selector": "mail", "dkim.private_key_path": key})
+        args += _sets(**{"smtp.port": refused_port, "dkim.nameserver": dns.address})
+        result = cli(*args, "doctor", "--json")
+    assert result.exit_code == 1, result.output
+    by_name = {check["name"]: check for check in json.loads(result.output)["checks"]}
+    assert by_name["dkim"]["status"] == "fail"
+    assert by_name["dkim"]["detail"].endswith(
+        "the TXT record at mail._domainkey.news.example.org holds a different public key than "
+        f"dkim.private_key_path ({key}): receivers will fail every signature"
+    )
 
 
 def test_json_gives_every_check_and_the_overall_status(
