@@ -54,6 +54,10 @@ class OnDemandSender(SenderLifecycle):
         self._failed: BaseException | None = None
         self._lock = asyncio.Lock()
 
+    @property
+    def eight_bit(self) -> bool:  # type: ignore[override]
+        return self._opened and self.inner.eight_bit
+
     async def open(self) -> None:
         return None
 

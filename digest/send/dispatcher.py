@@ -31,6 +31,7 @@ from digest.render.renderer import Recipient, Renderer, RenderOptions
 from digest.selection.due import PlanRequest, due_in_batches
 from digest.selection.segments import Issue, build_segment
 from digest.send.addressing import DeliveryAddresses
+from digest.send.bodies import EightBitBody
 from digest.send.breaker import Breaker, BreakerOptions
 from digest.send.claim import claim, requeue
 from digest.send.claimed import Claimed
@@ -107,6 +108,18 @@ class _CompiledSegment:
     template: MessageTemplate
     html: EncodedSlots  # the bodies already UTF-8 with CRLF: per message only the slots change
     text: EncodedSlots
+    _eight_bit: EightBitBody | bool | None = False  # False: not prepared yet
+
+    def eight_bit(self) -> EightBitBody | None:
+        """The segment's 8bit body, prepared at its first use (None: it needs base64)."""
+        if self._eight_bit is False:
+            self._eight_bit = EightBitBody.prepare(
+                self.template.eight_bit_parts(),
+                self.digest.text_template,
+                self.digest.html_template,
+            )
+        assert not isinstance(self._eight_bit, bool)
+        return self._eight_bit
 
 
 class Dispatcher:
@@ -334,20 +347,26 @@ class Dispatcher:
         )
         values = compiled.digest.slot_values(Recipient.with_tokens(item.name, tokens))
         named = self.addresses.of(item.id, tokens.unsubscribe)
-        data = compiled.template.build(
-            MessageParts(
-                to_address=item.email,
-                to_name=item.name,
-                html=compiled.html.fill(values.html),
-                text=compiled.text.fill(values.text),
-                unsubscribe_url=values.unsubscribe_url,
-                unsubscribe_mailto=named.unsubscribe_mailto,
-                message_id=named.message_id,
+        parts = MessageParts(
+            to_address=item.email,
+            to_name=item.name,
+            html=b"",
+            text=b"",
+            unsubscribe_url=values.unsubscribe_url,
+            unsubscribe_mailto=named.unsubscribe_mailto,
+            message_id=named.message_id,
+        )
+        eight_bit = compiled.eight_bit() if self.sender.eight_bit else None
+        body = None if eight_bit is None else eight_bit.fill(values.text, values.html)
+        if body is None:  # base64: no line starts with a dot, the message is its SMTP form
+            parts = replace(
+                parts, html=compiled.html.fill(values.html), text=compiled.text.fill(values.text)
             )
-        )
-        outcome = await self.sender.send(
-            Envelope(sender=named.envelope_sender, recipient=item.email, data=data)
-        )
+            data = wire = compiled.template.build(parts)
+        else:
+            data, wire = compiled.template.build_filled(parts, body)
+        envelope = Envelope(named.envelope_sender, item.email, data, body is not None, wire)
+        outcome = await self.sender.send(envelope)
         return Attempt(item, outcome, self.clock(), named.message_id, compiled.digest.article_ids)
 
     def _compile(self, item: Claimed) -> _CompiledSegment:

@@ -312,13 +312,17 @@ class SegmentSigning:
             for key in signer.keys
         )
 
-    def sign(self, headers: Sequence[bytes], body: bytes) -> bytes:
+    def sign(
+        self, headers: Sequence[bytes], body: bytes, canonical_form: bytes | None = None
+    ) -> bytes:
         """The DKIM-Signature header(s) for a message of this segment: `headers` are its
-        other header fields (as they go on the wire), `body` its body as it goes on the wire."""
+        other header fields, `body` its body (as the message holds them); `canonical_form`,
+        when the caller knows it, is `canonical_body(body)`."""
         canonical = dict(canonical_header(raw) for raw in headers)
         state = self._hash.copy()
         state.update(b"".join(canonical[name] for name in self._varying))
-        body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest()).decode()
+        hashed = canonical_body(body) if canonical_form is None else canonical_form
+        body_hash = base64.b64encode(hashlib.sha256(hashed).digest()).decode()
         stamp = f" t={int(self._signer.clock())}; bh={body_hash};\r\n b="
         signatures = []
         for key, prefix in zip(self._signer.keys, self._prefixes, strict=True):

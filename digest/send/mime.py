@@ -25,6 +25,8 @@ from digest.config import SenderSettings
 from digest.errors import InvalidInput
 from digest.render.slots import SlotTemplate
 from digest.send.addresses import ascii_domain
+from digest.send.bodies import BodyParts, FilledBody
+from digest.send.bodies import canonical_utf8 as canonical_utf8  # its old home
 from digest.send.dkim import DkimSigner as DkimSigner  # re-exported: the dispatcher's import
 
 ONE_CLICK = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
@@ -142,14 +144,6 @@ def _address_header(name: str, display: str, address: str) -> bytes:
 @functools.lru_cache(maxsize=256)
 def _lines_of_76(count: int) -> struct.Struct:
     return struct.Struct("76s" * count)
-
-
-def canonical_utf8(text: str) -> bytes:
-    """`text` as a MIME text body before transfer encoding: UTF-8, CRLF line ends."""
-    data = text.encode("utf-8")
-    if b"\r" in data:
-        data = data.replace(b"\r\n", b"\n")
-    return data.replace(b"\n", b"\r\n")
 
 
 class EncodedSlots:
@@ -299,28 +293,48 @@ class MessageTemplate:
                 multipart.encode("ascii"),
             ]
         )
-        self._body_head = self._part_head("plain")
+        self._body_head = self._part_head("plain", "base64")
         # What DKIM signs of the shared headers is canonicalised here, once per segment.
         self._signing = (
             None
             if signer is None
             else signer.segment(self._head + self._subject + self._tail, _PER_MESSAGE)
         )
-        self._between = b"".join([b"\r\n", self._part_head("html")])
+        self._between = b"".join([b"\r\n", self._part_head("html", "base64")])
         self._end = f"\r\n--{self._boundary}--\r\n".encode("ascii")
 
-    def _part_head(self, subtype: str) -> bytes:
+    def _part_head(self, subtype: str, encoding: str) -> bytes:
         return (
             f"--{self._boundary}\r\n"
             f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-            "Content-Transfer-Encoding: base64\r\n\r\n"
+            f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
         ).encode("ascii")
 
+    def eight_bit_parts(self) -> BodyParts:
+        """The fixed bytes around 8bit text parts (bodies.EightBitBody): the plain part's
+        head, its end and the HTML part's head, the closing boundary."""
+        between = b"".join([b"\r\n", self._part_head("html", "8bit")])
+        return BodyParts(self._part_head("plain", "8bit"), between, self._end)
+
     def build(self, parts: MessageParts) -> bytes:
-        """The complete message for one subscriber, CRLF line ends, DKIM-signed if configured.
+        """The complete message for one subscriber, CRLF line ends, DKIM-signed if configured;
+        its text parts in base64 (no line of it starts with a dot: it is its SMTP form too).
 
         Raises InvalidInput for an address or URL that cannot be put in a header.
         """
+        body = b"".join(
+            [self._body_head, _body(parts.text), self._between, _body(parts.html), self._end]
+        )
+        return self._message(parts, body, None)
+
+    def build_filled(self, parts: MessageParts, body: FilledBody) -> tuple[bytes, bytes]:
+        """(the message, its SMTP form) with `body` made by this template's
+        `eight_bit_parts` (`parts.html` and `parts.text` are not used)."""
+        data = self._message(parts, body.data, body.canonical)
+        head = len(data) - len(body.data)
+        return data, data if body.wire is body.data else data[:head] + body.wire
+
+    def _message(self, parts: MessageParts, body: bytes, canonical: bytes | None) -> bytes:
         address = _check_address(parts.to_address, "recipient", utf8_local=True)
         given = parts.message_id
         message_id = make_message_id(self.domain) if given is None else _msg_id(given)
@@ -336,14 +350,13 @@ class MessageTemplate:
         to = _address_header("To", parts.to_name, address)
         message_id_header = f"Message-ID: {message_id}\r\n".encode("ascii")
         list_unsubscribe = _fold("List-Unsubscribe", unsubscribe)
-        body = b"".join(
-            [self._body_head, _body(parts.text), self._between, _body(parts.html), self._end]
-        )
         # The signature is computed over these very bytes, then put on top of them.
         signature = (
             b""
             if self._signing is None
-            else self._signing.sign((date, to, message_id_header, list_unsubscribe), body)
+            else self._signing.sign(
+                (date, to, message_id_header, list_unsubscribe), body, canonical
+            )
         )
         return b"".join(
             [

@@ -142,11 +142,18 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """One SMTP transaction: return path (MAIL FROM), one recipient (RCPT TO), message bytes."""
+    """One SMTP transaction: return path (MAIL FROM), one recipient (RCPT TO), message bytes.
+
+    `eight_bit`: the message has 8bit parts (sent with BODY=8BITMIME; only to a sender whose
+    `eight_bit` is true). `wire`: the message in its SMTP form already (CRLF line ends, lines
+    that start with a dot doubled), written as it is; None: the SMTP client makes it.
+    """
 
     sender: str
     recipient: str
     data: bytes
+    eight_bit: bool = False
+    wire: bytes | None = None
 
 
 class Sender(Protocol):
@@ -154,8 +161,12 @@ class Sender(Protocol):
 
     Use as `async with sender: outcome = await sender.send(envelope)`; `send` may be called
     from many tasks at once. `open` raises a DigestError when sending is impossible, before
-    anything could be marked sent.
+    anything could be marked sent. `eight_bit`: messages may carry 8bit parts (the server
+    offers 8BITMIME).
     """
+
+    @property
+    def eight_bit(self) -> bool: ...
 
     async def open(self) -> None: ...
 
@@ -174,7 +185,9 @@ class Sender(Protocol):
 
 
 class SenderLifecycle:
-    """`async with` support for senders: open on enter, close on exit."""
+    """`async with` support for senders: open on enter, close on exit; 7bit by default."""
+
+    eight_bit = False
 
     async def open(self) -> None:
         raise NotImplementedError

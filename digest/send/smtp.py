@@ -1,20 +1,31 @@
-"""SMTP delivery through a pool of reused aiosmtplib connections, paced and throttle-aware."""
+"""SMTP delivery through a pool of reused connections (digest/send/wire.py), paced and
+throttle-aware."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import aiosmtplib
-
 from digest.config import SmtpSettings
 from digest.errors import ConfigError, DigestError, InvalidInput
 from digest.send.addresses import smtp_address
 from digest.send.outcome import Envelope, Outcome, SenderLifecycle, Stage
+from digest.send.wire import (
+    SessionOptions,
+    SmtpAuthError,
+    SmtpConnection,
+    SmtpDisconnected,
+    SmtpError,
+    SmtpReplyError,
+    Transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +102,7 @@ class Pacer:
 class _Slot:
     """One pooled connection; `client` is replaced when the connection is lost."""
 
-    client: aiosmtplib.SMTP
+    client: SmtpConnection
 
 
 class SmtpSender(SenderLifecycle):
@@ -99,11 +110,12 @@ class SmtpSender(SenderLifecycle):
 
     `open()` connects eagerly and raises SmtpUnavailable (naming host:port) when no
     connection can be made. `send()` may be awaited from many tasks at once: each takes an
-    idle connection, runs MAIL/RCPT/DATA and puts it back. A refused message gets RSET so
-    the connection stays usable; a lost connection is replaced on next use, and the message
-    that was in DATA when it dropped comes back `temporary`: it is never re-sent here, since
-    the server may have accepted it (the outbox decides). `tls_context` overrides the default
-    certificate checks (a private CA); `pacer` paces message starts (default: at `rate`).
+    idle connection, runs MAIL/RCPT/DATA (digest/send/wire.py) and puts it back. A refused
+    message gets RSET so the connection stays usable; a lost connection is replaced on next
+    use, and the message that was in DATA when it dropped comes back `temporary`: it is never
+    re-sent here, since the server may have accepted it (the outbox decides). `tls_context`
+    overrides the default certificate checks (a private CA); `pacer` paces message starts
+    (default: at `rate`). `eight_bit` says whether every open connection offers 8BITMIME.
     """
 
     def __init__(
@@ -123,8 +135,18 @@ class SmtpSender(SenderLifecycle):
         self.address = f"{settings.host}:{settings.port}"
         self.pacer = pacer or Pacer(settings.rate)
         self.connections_opened = 0
-        self._tls_context = tls_context
-        self._local_hostname = local_hostname
+        self.eight_bit = False
+        self._session = SessionOptions(
+            host=settings.host,
+            port=settings.port,
+            timeout=settings.timeout,
+            tls=settings.tls,
+            starttls=settings.starttls,
+            username=settings.username,
+            password=settings.password,
+            local_hostname=local_hostname or _local_hostname(),
+            tls_context=tls_context,
+        )
         self._slots: list[_Slot] = []
         self._idle: asyncio.Queue[_Slot] | None = None
 
@@ -133,32 +155,9 @@ class SmtpSender(SenderLifecycle):
         """Current messages-per-second limit (0 = none); lower than configured while throttled."""
         return self.pacer.rate
 
-    def _client(self) -> aiosmtplib.SMTP:
-        smtp = self.settings
-        return aiosmtplib.SMTP(
-            hostname=smtp.host,
-            port=smtp.port,
-            username=smtp.username or None,
-            password=smtp.password or None,
-            use_tls=smtp.tls,
-            start_tls=smtp.starttls,
-            timeout=smtp.timeout,
-            tls_context=self._tls_context,
-            local_hostname=self._local_hostname,
-        )
-
-    async def _connect(self) -> aiosmtplib.SMTP:
-        client = self._client()
-        await client.connect()
-        try:  # greet now: MAIL FROM needs the extensions (SIZE, SMTPUTF8) of this connection
-            if client.is_ehlo_or_helo_needed:
-                try:
-                    await client.ehlo()
-                except aiosmtplib.SMTPHeloError:
-                    await client.helo()
-        except BaseException:
-            client.close()
-            raise
+    async def _connect(self) -> SmtpConnection:
+        client = SmtpConnection(self._session)
+        await client.open()  # greets too: MAIL FROM needs this connection's extensions
         self.connections_opened += 1
         return client
 
@@ -168,7 +167,7 @@ class SmtpSender(SenderLifecycle):
         results = await asyncio.gather(
             *(self._connect() for _ in range(self.settings.connections)), return_exceptions=True
         )
-        clients = [result for result in results if isinstance(result, aiosmtplib.SMTP)]
+        clients = [result for result in results if isinstance(result, SmtpConnection)]
         errors = [result for result in results if isinstance(result, BaseException)]
         for error in errors:
             if not isinstance(error, Exception):  # cancelled while connecting
@@ -187,28 +186,30 @@ class SmtpSender(SenderLifecycle):
                 len(clients),
             )
         self._slots = [_Slot(client) for client in clients]
+        self.eight_bit = all(client.supports("8BITMIME") for client in clients)
         self._idle = asyncio.Queue()
         for slot in self._slots:
             self._idle.put_nowait(slot)
 
     def _why(self, error: BaseException) -> str:
         where = f"SMTP server {self.address}"
-        if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+        if isinstance(error, SmtpAuthError):
             return (
                 f"{where} refused the login of {self.settings.username!r} ({error.code} "
                 f"{error.message}): check smtp.username and DIGEST_SMTP__PASSWORD"
             )
-        if isinstance(error, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        if isinstance(error, TimeoutError):
             return f"{where} did not answer within {self.settings.timeout:g}s"
-        if isinstance(error, aiosmtplib.SMTPResponseException):
+        if isinstance(error, SmtpReplyError):
             return f"{where} refused the connection: {error.code} {error.message}"
-        if isinstance(error, ssl.SSLError):
+        if isinstance(error, ssl.SSLError | ssl.CertificateError):
             return f"TLS with {where} failed ({error}): check smtp.tls / smtp.starttls"
-        if isinstance(error, aiosmtplib.SMTPConnectError | OSError):
-            reason = error.message if isinstance(error, aiosmtplib.SMTPException) else error
-            return f"cannot connect to {where} ({reason}): is it running? check smtp.host/port"
-        if isinstance(error, aiosmtplib.SMTPException):
-            return f"{where}: {error.message} (check smtp.starttls, smtp.tls, smtp.username)"
+        if isinstance(error, SmtpDisconnected):
+            return f"{where} closed the connection while greeting ({error}): check smtp.tls"
+        if isinstance(error, OSError):
+            return f"cannot connect to {where} ({error}): is it running? check smtp.host/port"
+        if isinstance(error, SmtpError):
+            return f"{where}: {error} (check smtp.starttls, smtp.tls, smtp.username)"
         return f"cannot connect to {where}: {error!r}"
 
     async def close(self) -> None:
@@ -220,14 +221,9 @@ class SmtpSender(SenderLifecycle):
         await asyncio.gather(*(self._quit(slot.client) for slot in slots))
         self._slots = []
 
-    async def _quit(self, client: aiosmtplib.SMTP) -> None:
-        try:
-            if client.is_connected:
-                await client.quit(timeout=min(self.settings.timeout, 5.0))
-        except (aiosmtplib.SMTPException, OSError):
-            pass
-        finally:
-            client.close()
+    async def _quit(self, client: SmtpConnection) -> None:
+        with contextlib.suppress(SmtpError, OSError):
+            await client.quit()
 
     async def send(self, envelope: Envelope) -> Outcome:
         """Deliver one message; every failure is an Outcome, never an exception."""
@@ -259,58 +255,71 @@ class SmtpSender(SenderLifecycle):
                     slot.client = await self._connect()
                 except Exception as error:
                     return Outcome("temporary", None, self._why(error), "connect")
-            stage: Stage = "MAIL"
             client = slot.client
             try:
-                sender, recipient, options = _on_the_wire(client, envelope)
+                transaction = _on_the_wire(client, envelope)
             except InvalidInput as error:  # made here, before MAIL: nobody's reply, no blame
                 return Outcome("permanent", None, f"not sent: {error}")
-            encoding = "utf-8" if "SMTPUTF8" in options else "ascii"
+            if envelope.eight_bit and not client.supports("8BITMIME"):
+                return Outcome(
+                    "temporary", None, f"{self.address} no longer offers 8BITMIME", "MAIL"
+                )
             try:
-                await client.mail(sender, options=options, encoding=encoding)
-                stage = "RCPT"
-                await client.rcpt(recipient, encoding=encoding)
-                stage = "DATA"
-                reply = await client.data(envelope.data)
-            except aiosmtplib.SMTPResponseException as error:
-                if client.is_connected:  # aiosmtplib itself closes after a 421
+                reply = await client.send(transaction)
+            except SmtpReplyError as error:
+                if client.is_connected:  # a 421 has closed it already
                     await self._reset(client)
-                return Outcome.from_reply(error.code, error.message, stage)
-            except aiosmtplib.SMTPServerDisconnected as error:
+                return Outcome.from_reply(error.code, error.message, _stage(error))
+            except SmtpError as error:  # lost, or no answer in time: the connection is closed
                 client.close()
+                stage = _stage(error)
                 if stage == "MAIL" and not fresh and attempt == 1:
                     # A pooled connection the server had closed (idle timeout): MAIL never got
                     # an answer, so nothing can have been accepted; one retry is safe.
                     log.info("SMTP connection to %s was closed; reconnecting", self.address)
                     continue
-                return Outcome("temporary", None, f"connection lost at {stage}: {error}", stage)
-            except (aiosmtplib.SMTPTimeoutError, TimeoutError) as error:
+                lost = "no answer" if isinstance(error, TimeoutError) else "connection lost"
+                return Outcome("temporary", None, f"{lost} at {stage}: {error}", stage)
+            except OSError as error:
                 client.close()
-                return Outcome("temporary", None, f"no answer at {stage}: {error}", stage)
-            except (aiosmtplib.SMTPException, OSError) as error:
-                client.close()
-                return Outcome("temporary", None, f"SMTP error at {stage}: {error}", stage)
-            except ValueError as error:  # an address aiosmtplib refuses to put on the wire
-                await self._reset(client)
-                return Outcome("permanent", None, f"unusable address: {error}", stage)
+                return Outcome("temporary", None, f"SMTP error: {error}", "MAIL")
+            except ValueError as error:  # an address that cannot go into a command
+                return Outcome("permanent", None, f"unusable address: {error}", "MAIL")
             return Outcome.from_reply(reply.code, reply.message, "DATA")
         raise AssertionError("unreachable")
 
-    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+    async def _reset(self, client: SmtpConnection) -> None:
         try:
-            await client.rset()
-        except (aiosmtplib.SMTPException, OSError):
+            await client.reset()
+        except (SmtpError, OSError):
             client.close()
 
 
-def _on_the_wire(client: aiosmtplib.SMTP, envelope: Envelope) -> tuple[str, str, list[str]]:
-    """MAIL FROM and RCPT TO addresses as this connection can take them (domains in
-    punycode), and the MAIL options: SIZE when offered, SMTPUTF8 when an address needs it.
-    Raises InvalidInput (NeedsSmtpUtf8) when the server cannot take an address."""
-    utf8 = client.supports_extension("smtputf8")
+def _stage(error: SmtpError) -> Stage:
+    stage = error.stage
+    return stage if stage in ("MAIL", "RCPT", "DATA") else "MAIL"  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=1)
+def _local_hostname() -> str:
+    """The name we give in EHLO: this machine's fully qualified name (looked up once)."""
+    return socket.getfqdn()
+
+
+def _on_the_wire(client: SmtpConnection, envelope: Envelope) -> Transaction:
+    """The transaction as this connection can take it: addresses with their domains in
+    punycode; MAIL options SIZE when offered, BODY=8BITMIME for an 8bit message, SMTPUTF8
+    when an address needs it. Raises InvalidInput (NeedsSmtpUtf8) when the server cannot
+    take an address."""
+    utf8 = client.supports("SMTPUTF8")
     sender = smtp_address(envelope.sender, utf8)
     recipient = smtp_address(envelope.recipient, utf8)
-    options = [f"SIZE={len(envelope.data)}"] if client.supports_extension("size") else []
-    if not (sender.isascii() and recipient.isascii()):
+    options = [f"SIZE={len(envelope.data)}"] if client.supports("SIZE") else []
+    if envelope.eight_bit:
+        options.append("BODY=8BITMIME")
+    wide = not (sender.isascii() and recipient.isascii())
+    if wide:
         options.append("SMTPUTF8")
-    return sender, recipient, options
+    if envelope.wire is None:
+        return Transaction(sender, recipient, envelope.data, tuple(options), False, wide)
+    return Transaction(sender, recipient, envelope.wire, tuple(options), True, wide)

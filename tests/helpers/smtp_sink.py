@@ -69,6 +69,22 @@ class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """What the sink offers: PIPELINING (aiosmtpd reads commands in order, so it serves
+        pipelined clients as it is) and 8BITMIME as asked."""
+        session.host_name = hostname
+        offered = [line for line in responses if line != "250-8BITMIME" or self.sink.eight_bit]
+        if self.sink.pipelining:
+            offered.insert(1, "250-PIPELINING")
+        return offered
+
     async def handle_MAIL(
         self,
         server: SMTP,
@@ -169,7 +185,8 @@ class SmtpSink:
     `tls_context` (a server context) offers STARTTLS and then requires it; `credentials`
     (login -> password) makes AUTH required (over TLS when a context is given);
     `idle_timeout` closes connections that stay silent that long (as real servers do);
-    `size_limit` is the SIZE it advertises (aiosmtpd's default; None: no SIZE at all).
+    `size_limit` is the SIZE it advertises (aiosmtpd's default; None: no SIZE at all);
+    `pipelining` and `eight_bit` whether it offers PIPELINING and 8BITMIME.
     """
 
     host = "127.0.0.1"
@@ -182,8 +199,12 @@ class SmtpSink:
         idle_timeout: float = 300.0,
         smtputf8: bool = True,
         size_limit: int | None = 33_554_432,
+        pipelining: bool = True,
+        eight_bit: bool = True,
     ) -> None:
         self.port = 0
+        self.pipelining = pipelining
+        self.eight_bit = eight_bit
         self._lock = threading.Lock()
         self._messages: list[Received] = []
         self._dropped: list[str] = []
