@@ -358,13 +358,11 @@ class Dispatcher:
         )
         eight_bit = compiled.eight_bit() if self.sender.eight_bit else None
         body = None if eight_bit is None else eight_bit.fill(values.text, values.html)
-        if body is None:  # base64: no line starts with a dot, the message is its SMTP form
+        if body is None:  # base64
             parts = replace(
                 parts, html=compiled.html.fill(values.html), text=compiled.text.fill(values.text)
             )
-            data = wire = compiled.template.build(parts)
-        else:
-            data, wire = compiled.template.build_filled(parts, body)
+        data, wire = await compiled.template.build_off_loop(parts, body)
         envelope = Envelope(named.envelope_sender, item.email, data, body is not None, wire)
         outcome = await self.sender.send(envelope)
         return Attempt(item, outcome, self.clock(), named.message_id, compiled.digest.article_ids)

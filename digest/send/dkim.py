@@ -15,12 +15,14 @@ before anything is sent, never a message sent unsigned. The TXT record to publis
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
 import re
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -49,6 +51,8 @@ DKIM_HEADERS: tuple[str, ...] = (
     "content-type",
 )
 SIGNED_WHEN_PRESENT: tuple[str, ...] = (*DKIM_HEADERS, "reply-to")
+# Threads that make RSA signatures off the event loop (DkimKey.sign_off_loop).
+POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="dkim")
 MIN_RSA_BITS = 2048  # RFC 8301 allows 1024, but Gmail and Yahoo treat it as weak
 RSA_BITS = (2048, 3072, 4096)
 KINDS = ("rsa", "ed25519")
@@ -222,6 +226,14 @@ class DkimKey:
     def record(self) -> str:
         return txt_record(self.selector, self.domain, self.key)
 
+    async def sign_off_loop(self, digest: bytes) -> bytes:
+        """`sign(digest)`; an RSA signature is made in a thread of POOL, since `cryptography`
+        releases the GIL while it computes (0.35 ms for 2048 bits): the event loop goes on
+        meanwhile. Ed25519 (0.05 ms) costs less than the hand-over: it is made right here."""
+        if isinstance(self.key, ed25519.Ed25519PrivateKey):
+            return self.sign(digest)
+        return await asyncio.get_running_loop().run_in_executor(POOL, self.sign, digest)
+
     def sign(self, digest: bytes) -> bytes:
         """The signature of a SHA-256 `digest` of the canonical headers."""
         if isinstance(self.key, ed25519.Ed25519PrivateKey):
@@ -318,19 +330,46 @@ class SegmentSigning:
         """The DKIM-Signature header(s) for a message of this segment: `headers` are its
         other header fields, `body` its body (as the message holds them); `canonical_form`,
         when the caller knows it, is `canonical_body(body)`."""
+        unsigned, digests = self._digests(headers, body, canonical_form)
+        keys = self._signer.keys
+        return _joined(unsigned, [key.sign(d) for key, d in zip(keys, digests, strict=True)])
+
+    async def sign_off_loop(
+        self, headers: Sequence[bytes], body: bytes, canonical_form: bytes | None = None
+    ) -> bytes:
+        """`sign`, the signatures made outside the event loop where the keys allow it."""
+        unsigned, digests = self._digests(headers, body, canonical_form)
+        keys = self._signer.keys
+        if len(keys) == 1:
+            signatures = [await keys[0].sign_off_loop(digests[0])]
+        else:
+            signatures = await asyncio.gather(
+                *(key.sign_off_loop(d) for key, d in zip(keys, digests, strict=True))
+            )
+        return _joined(unsigned, signatures)
+
+    def _digests(
+        self, headers: Sequence[bytes], body: bytes, canonical_form: bytes | None
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Each key's DKIM-Signature header up to `b=`, and the digest its key signs."""
         canonical = dict(canonical_header(raw) for raw in headers)
         state = self._hash.copy()
         state.update(b"".join(canonical[name] for name in self._varying))
         hashed = canonical_body(body) if canonical_form is None else canonical_form
         body_hash = base64.b64encode(hashlib.sha256(hashed).digest()).decode()
         stamp = f" t={int(self._signer.clock())}; bh={body_hash};\r\n b="
-        signatures = []
-        for key, prefix in zip(self._signer.keys, self._prefixes, strict=True):
+        unsigned, digests = [], []
+        for prefix in self._prefixes:
             header = (prefix + stamp).encode("ascii")
             keyed = state.copy()
             keyed.update(canonical_header(header)[1].removesuffix(b"\r\n"))
-            signatures.append(header + _fold_b64(key.sign(keyed.digest())))
-        return b"".join(signatures)
+            unsigned.append(header)
+            digests.append(keyed.digest())
+        return unsigned, digests
+
+
+def _joined(unsigned: Sequence[bytes], signatures: Sequence[bytes]) -> bytes:
+    return b"".join(h + _fold_b64(s) for h, s in zip(unsigned, signatures, strict=True))
 
 
 def _fold_names(names: Sequence[str]) -> str:

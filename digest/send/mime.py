@@ -322,19 +322,37 @@ class MessageTemplate:
 
         Raises InvalidInput for an address or URL that cannot be put in a header.
         """
-        body = b"".join(
+        headers = self._headers(parts)
+        body = self._base64_body(parts)
+        signature = b"" if self._signing is None else self._signing.sign(headers, body)
+        return self._assemble(signature, headers, body)
+
+    async def build_off_loop(
+        self, parts: MessageParts, filled: FilledBody | None = None
+    ) -> tuple[bytes, bytes]:
+        """(the message, its SMTP form): `build`, or with `filled` (a body made by this
+        template's `eight_bit_parts`; `parts.html` and `parts.text` are then not used) in
+        8bit; the DKIM signatures made outside the event loop where the keys allow it."""
+        headers = self._headers(parts)
+        body = self._base64_body(parts) if filled is None else filled.data
+        canonical = None if filled is None else filled.canonical
+        signature = (
+            b""
+            if self._signing is None
+            else await self._signing.sign_off_loop(headers, body, canonical)
+        )
+        data = self._assemble(signature, headers, body)
+        if filled is None or filled.wire is filled.data:
+            return data, data
+        return data, data[: len(data) - len(body)] + filled.wire
+
+    def _base64_body(self, parts: MessageParts) -> bytes:
+        return b"".join(
             [self._body_head, _body(parts.text), self._between, _body(parts.html), self._end]
         )
-        return self._message(parts, body, None)
 
-    def build_filled(self, parts: MessageParts, body: FilledBody) -> tuple[bytes, bytes]:
-        """(the message, its SMTP form) with `body` made by this template's
-        `eight_bit_parts` (`parts.html` and `parts.text` are not used)."""
-        data = self._message(parts, body.data, body.canonical)
-        head = len(data) - len(body.data)
-        return data, data if body.wire is body.data else data[:head] + body.wire
-
-    def _message(self, parts: MessageParts, body: bytes, canonical: bytes | None) -> bytes:
+    def _headers(self, parts: MessageParts) -> tuple[bytes, bytes, bytes, bytes]:
+        """Date, To, Message-ID and List-Unsubscribe of one message (what DKIM signs of it)."""
         address = _check_address(parts.to_address, "recipient", utf8_local=True)
         given = parts.message_id
         message_id = make_message_id(self.domain) if given is None else _msg_id(given)
@@ -346,18 +364,18 @@ class MessageTemplate:
         unsubscribe = [f"<{_url(parts.unsubscribe_url)}>"]
         if parts.unsubscribe_mailto:
             unsubscribe = [unsubscribe[0] + ",", f"<{_url(parts.unsubscribe_mailto)}>"]
-        date = f"Date: {format_datetime(when)}\r\n".encode("ascii")
-        to = _address_header("To", parts.to_name, address)
-        message_id_header = f"Message-ID: {message_id}\r\n".encode("ascii")
-        list_unsubscribe = _fold("List-Unsubscribe", unsubscribe)
-        # The signature is computed over these very bytes, then put on top of them.
-        signature = (
-            b""
-            if self._signing is None
-            else self._signing.sign(
-                (date, to, message_id_header, list_unsubscribe), body, canonical
-            )
+        return (
+            f"Date: {format_datetime(when)}\r\n".encode("ascii"),
+            _address_header("To", parts.to_name, address),
+            f"Message-ID: {message_id}\r\n".encode("ascii"),
+            _fold("List-Unsubscribe", unsubscribe),
         )
+
+    def _assemble(
+        self, signature: bytes, headers: tuple[bytes, bytes, bytes, bytes], body: bytes
+    ) -> bytes:
+        """The message: the signature on top of the very header bytes it signs."""
+        date, to, message_id, list_unsubscribe = headers
         return b"".join(
             [
                 signature,
@@ -365,7 +383,7 @@ class MessageTemplate:
                 self._head,
                 to,
                 self._subject,
-                message_id_header,
+                message_id,
                 list_unsubscribe,
                 self._tail,
                 b"\r\n",

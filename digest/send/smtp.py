@@ -267,6 +267,10 @@ class SmtpSender(SenderLifecycle):
             try:
                 reply = await client.send(transaction)
             except SmtpReplyError as error:
+                if error.code < 400:  # a success where a refusal was due: out of step
+                    client.close()
+                    why = f"unexpected reply at {_stage(error)}: {error}"
+                    return Outcome("temporary", None, why, _stage(error))
                 if client.is_connected:  # a 421 has closed it already
                     await self._reset(client)
                 return Outcome.from_reply(error.code, error.message, _stage(error))

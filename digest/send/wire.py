@@ -119,7 +119,7 @@ class _Replies(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        while True:
+        while self._lost is None:  # after a failure nothing more is taken as an answer
             end = self._buffer.find(b"\n")
             if end < 0:
                 if len(self._buffer) > 65536:
@@ -166,6 +166,11 @@ class _Replies(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_exception(self._lost)
 
+    @property
+    def unasked(self) -> bool:
+        """Bytes or replies came that no command asked for: the order of replies is lost."""
+        return bool(self._ready or self._buffer or self._lines)
+
     def expect(self) -> asyncio.Future[Reply]:
         """The next reply (queued already, or to come)."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
@@ -188,7 +193,13 @@ class SmtpConnection:
 
     @property
     def is_connected(self) -> bool:
-        return self._protocol is not None and not self._protocol.closed
+        protocol = self._protocol
+        return (
+            protocol is not None
+            and not protocol.closed
+            and protocol.transport is not None
+            and not protocol.transport.is_closing()
+        )
 
     def supports(self, extension: str) -> bool:
         return extension.upper() in self.extensions
@@ -210,7 +221,7 @@ class SmtpConnection:
                     server_hostname=options.host if context else None,
                 )
         except TimeoutError:
-            raise SmtpTimeout(f"no connection within {options.timeout:g}s") from None
+            raise SmtpTimeout(f"no connection within {options.timeout:g}s", "connect") from None
         self._protocol = protocol
         try:
             (greeting,) = await self._replies([protocol.expect()], "connect")
@@ -220,6 +231,10 @@ class SmtpConnection:
                 await self._starttls()
             if options.username:
                 await self._login()
+        except SmtpError as error:
+            self.close()
+            error.stage = "connect"
+            raise
         except BaseException:
             self.close()
             raise
@@ -240,6 +255,8 @@ class SmtpConnection:
             raise SmtpError("the server does not offer STARTTLS", "connect")
         _check(await self.command("STARTTLS"), 220, "connect")
         protocol = self._live("connect")
+        if protocol.unasked:  # sent in clear text after the 220: an injection, never an answer
+            raise SmtpError("the server sent more than its 220 to STARTTLS", "connect")
         assert protocol.transport is not None
         transport = await asyncio.get_running_loop().start_tls(
             protocol.transport,
@@ -286,6 +303,20 @@ class SmtpConnection:
         if not transaction.ready:  # the slow path: any line ends, dots not yet doubled
             data = _STUFF.sub(b"..", _LINE_END.sub(b"\r\n", data))
         protocol = self._live("MAIL")
+        if protocol.unasked:  # an answer nobody asked for would answer MAIL: start afresh
+            self.close()
+            raise SmtpDisconnected("the server sent a reply nobody asked for", "MAIL")
+        try:
+            return await self._transaction(protocol, mail, rcpt, data)
+        except SmtpReplyError:
+            raise  # answered: the session is in a known state (the caller resets it)
+        except BaseException:  # lost, late, cancelled: what the server expects is unknown
+            self.close()
+            raise
+
+    async def _transaction(
+        self, protocol: _Replies, mail: bytes, rcpt: bytes, data: bytes
+    ) -> Reply:
         if self.supports("PIPELINING"):
             waiters = [protocol.expect(), protocol.expect(), protocol.expect()]
             self._write(mail + rcpt + b"DATA\r\n", "MAIL")
@@ -349,9 +380,13 @@ class SmtpConnection:
             for waiter in waiters:
                 replies.append(await waiter)
         except SmtpError as error:
+            _settle(waiters)
             for reply, code, stage in zip(replies, expected, stages, strict=False):
                 _check(reply, code, stage)
             error.stage = stages[min(len(replies), len(stages) - 1)]
+            raise
+        except BaseException:
+            _settle(waiters)
             raise
         finally:
             timer.cancel()
@@ -361,7 +396,7 @@ class SmtpConnection:
 
     def _live(self, stage: str) -> _Replies:
         protocol = self._protocol
-        if protocol is None or protocol.closed or protocol.transport is None:
+        if protocol is None or not self.is_connected:
             raise SmtpDisconnected("not connected", stage)
         return protocol
 
@@ -369,6 +404,16 @@ class SmtpConnection:
         transport = self._live(stage).transport
         assert transport is not None
         transport.write(data)
+
+
+def _settle(waiters: list[asyncio.Future[Reply]]) -> None:
+    """The waiters nobody will await: their errors read, the others cancelled (asyncio
+    would log each unread error as never retrieved)."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.cancel()
+        elif not waiter.cancelled():
+            waiter.exception()
 
 
 def _check(reply: Reply, code: int, stage: str) -> Reply:

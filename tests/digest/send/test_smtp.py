@@ -309,3 +309,44 @@ def test_sink_also_runs_inside_the_callers_event_loop() -> None:
 
     sent, recipients = _run(go)
     assert sent.status == "sent" and recipients == ["a@example.com"]
+
+
+def test_eight_bit_is_what_every_connection_offers() -> None:
+    async def opened(sink: SmtpSink) -> bool:
+        async with _sender(_settings(sink, connections=2)) as sender:
+            return sender.eight_bit
+
+    with SmtpSink(eight_bit=True) as offering, SmtpSink(eight_bit=False) as plain:
+        assert _run(lambda: opened(offering)) is True
+        assert _run(lambda: opened(plain)) is False
+
+
+def test_an_8bit_message_to_a_server_without_8bitmime_is_temporary_and_not_sent() -> None:
+    with SmtpSink(eight_bit=False) as sink:
+        eight_bit = Envelope(RETURN_PATH, "a@example.com", "نص\r\n".encode(), eight_bit=True)
+
+        async def go() -> Outcome:
+            async with _sender(_settings(sink, connections=1)) as sender:
+                return await sender.send(eight_bit)
+
+        outcome = _run(go)
+        assert (outcome.status, outcome.code, outcome.stage) == ("temporary", None, "MAIL")
+        assert "8BITMIME" in outcome.message
+        assert sink.messages == [] and sink.sessions() == 0
+
+
+def test_wire_bytes_are_written_as_given(sink: SmtpSink) -> None:
+    # `wire` is the SMTP form (dots doubled): written as it is, the server un-stuffs it back to
+    # `data`. Were it stuffed again, lines would arrive with a dot too many.
+    data = b"Subject: dots\r\n\r\n.one\r\n..two\r\n.\r\n"
+    wire = b"Subject: dots\r\n\r\n..one\r\n...two\r\n..\r\n"
+    marked = b"X-Wire: 1\r\n" + wire  # shows which of the two went out
+
+    async def go() -> list[Outcome]:
+        async with _sender(_settings(sink, connections=1)) as sender:
+            first = await sender.send(Envelope(RETURN_PATH, "a@example.com", data, wire=wire))
+            second = await sender.send(Envelope(RETURN_PATH, "b@example.com", data, wire=marked))
+            return [first, second]
+
+    assert {o.status for o in _run(go)} == {"sent"}
+    assert [m.data for m in sink.messages] == [data, b"X-Wire: 1\r\n" + data]
