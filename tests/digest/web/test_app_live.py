@@ -87,7 +87,8 @@ def test_a_sent_digest_against_the_live_app(
             # View in browser: the message as sent.
             view = person.get(links(sara, "v")[0])
             assert view.status_code == 200
-            assert view.text.splitlines() == sara.splitlines()  # MIME made the line ends CRLF
+            # MIME made the line ends CRLF; 8bit broke long lines at spaces between attributes.
+            assert view.text.split() == sara.split()
     finally:
         live.stop()  # flushes the events
     stats = json.loads(cli.ok("stats", "--list", "daily", "--json").stdout)

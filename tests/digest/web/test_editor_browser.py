@@ -56,6 +56,10 @@ def sink() -> Iterator[SmtpSink]:
 def live(engine: Engine, web_settings: Settings, sink: SmtpSink) -> Iterator[LiveServer]:
     sock = free_socket()
     settings = with_base_url(web_settings, f"http://127.0.0.1:{sock.getsockname()[1]}")
+    # The newsroom's day is the readers' (UTC): from 21:00 UTC on, Riyadh's "today" would
+    # be the readers' tomorrow, and the edition edited would not be the one sent.
+    day = settings.digest.model_copy(update={"timezone": "UTC"})
+    settings = settings.model_copy(update={"digest": day})
     smtp = settings.smtp.model_copy(update={"port": sink.port})
     server = start_live(settings, engine, sock=sock, sender_factory=lambda: SmtpSender(smtp))
     yield server
